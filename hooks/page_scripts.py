@@ -1,0 +1,46 @@
+"""MkDocs hook: give each page the Mermaid and MathJax scripts it needs, and no others.
+
+Both libraries are served by the site itself (scripts/vendor_js.sh puts them in
+docs/assets/vendor/). A page with a diagram gets Mermaid, a page with an equation gets MathJax;
+every other page loads neither, so it stays small. Material draws the diagrams itself as soon as
+a global `mermaid` exists (otherwise it would fetch Mermaid from a CDN), so Mermaid is placed
+before Material's bundle; the MathJax configuration needs Material's `document$`, so MathJax
+comes after it.
+"""
+
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.utils import get_relative_url
+
+VENDOR = Path("assets/vendor")
+BUNDLE = re.compile(r'<script src="[^"]*assets/javascripts/bundle\.[^"]*"></script>')
+
+
+def _vendored(docs_dir: Path, library: str, entry: str) -> str:
+    """The site path of a vendored library's entry file, e.g. assets/vendor/mermaid-11.x/mermaid.min.js."""
+    found = sorted((docs_dir / VENDOR).glob(f"{library}-*/{entry}"))
+    if not found:
+        raise PluginError(f"{library} is missing from docs/{VENDOR}: run scripts/vendor_js.sh (or `make serve`)")
+    return found[-1].relative_to(docs_dir).as_posix()
+
+
+def on_post_page(output: str, page, config) -> str:
+    docs_dir = Path(config["docs_dir"])
+
+    def src(path: str) -> str:
+        return get_relative_url(path, page.url)
+
+    if 'class="mermaid"' in output:
+        mermaid = f'<script src="{src(_vendored(docs_dir, "mermaid", "mermaid.min.js"))}"></script>\n'
+        output, count = BUNDLE.subn(lambda m: mermaid + m.group(0), output, count=1)
+        if count != 1:
+            raise PluginError(f"{page.file.src_uri}: Material's bundle script not found")
+    if 'class="arithmatex"' in output:
+        mathjax = (
+            f'<script src="{src("javascripts/mathjax-config.js")}"></script>\n'
+            f'<script src="{src(_vendored(docs_dir, "mathjax", "tex-chtml.js"))}"></script>\n'
+        )
+        output = output.replace("</body>", mathjax + "</body>", 1)
+    return output
