@@ -323,3 +323,8 @@ def write_metrics(out: Path, metrics: dict, run: dict) -> Path:
     atomic_write_text(path, json.dumps({**metrics, "run": run}, indent=2, sort_keys=False) + "\n")
     log(f"wrote {path}")
     return path
+
+
+def report_result(**values) -> None:
+    """The last line of every example's output, `result: key=value ...`: what a Slurm log ends with."""
+    log("result: " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items()))

@@ -16,3 +16,6 @@ def skip_or_fail(reason: str):
     if IN_CI:
         pytest.fail(f"CI=true, so this may not skip: {reason}")
     pytest.skip(reason)
+
+# Fixture modules, one per area (each helper adds its own line).
+pytest_plugins = []
