@@ -1,0 +1,51 @@
+"""Every example is also a notebook (for Jupyter on Open OnDemand): made from the script by the
+site's hook, and run here in quick mode, as a reader would run it."""
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO))
+from hooks.notebooks import SHARED_HELPERS, notebook_scripts, to_notebook  # noqa: E402
+
+SCRIPTS = notebook_scripts(REPO / "examples")
+INCLUDED_BY_EXAMPLE_PAGES = sorted(
+    {
+        name
+        for page in (REPO / "docs" / "examples").glob("*.md")
+        for name in re.findall(r'--8<--\s+"examples/(\w+)\.py"', page.read_text())
+        if name != "workshop"
+    }
+)
+
+
+def test_every_example_page_script_can_be_a_notebook():
+    assert INCLUDED_BY_EXAMPLE_PAGES, "no page in docs/examples/ includes an example script"
+    without_cells = [name for name in INCLUDED_BY_EXAMPLE_PAGES if REPO / "examples" / f"{name}.py" not in SCRIPTS]
+    assert not without_cells, f"these example scripts have no `# %%` cells, so no notebook: {without_cells}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+def test_notebook_form_runs_in_quick_mode_and_writes_its_metrics(script, tmp_path, monkeypatch):
+    # The reader's folder: the downloaded notebook beside workshop.py, as the page tells them.
+    shutil.copy(REPO / SHARED_HELPERS, tmp_path)
+    notebook = nbformat.reads(to_notebook(script), as_version=4)
+    monkeypatch.setenv("WORKSHOP_QUICK", "1")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # one thread: the tests share two cores
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    )
+    assert re.search(r"^result: ", printed, re.MULTILINE), f"the notebook printed no result line:\n{printed[-2000:]}"
+    metrics = json.loads((tmp_path / "results" / script.stem / "metrics.json").read_text())
+    assert metrics["run"]["versions"]["python"]
