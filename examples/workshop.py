@@ -328,3 +328,27 @@ def write_metrics(out: Path, metrics: dict, run: dict) -> Path:
 def report_result(**values) -> None:
     """The last line of every example's output, `result: key=value ...`: what a Slurm log ends with."""
     log("result: " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items()))
+
+
+# --------------------------------------------------------------------------------------------
+# Data the examples share
+# --------------------------------------------------------------------------------------------
+def digits_splits(seed: int, validation: float = 0.2, test: float = 0.2) -> dict:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download), split three ways.
+
+    Returns {"train": (x, y), "validation": (x, y), "test": (x, y)}: x is float32 of shape
+    (n, 1, 8, 8) with pixels scaled to [0, 1], y the int64 labels 0-9. Each part keeps the
+    classes' proportions (stratified), and the same seed gives the same parts.
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]  # one channel, as a CNN expects
+    y = digits.target.astype(np.int64)
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
+    )
+    return {"train": (x_train, y_train), "validation": (x_val, y_val), "test": (x_test, y_test)}
