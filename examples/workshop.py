@@ -352,3 +352,91 @@ def digits_splits(seed: int, validation: float = 0.2, test: float = 0.2) -> dict
         x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
     )
     return {"train": (x_train, y_train), "validation": (x_val, y_val), "test": (x_test, y_test)}
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints that survive preemption and time limits
+# --------------------------------------------------------------------------------------------
+def rng_states() -> dict:
+    """The random states of Python, NumPy and torch, as tensors and plain values.
+
+    Stored like this, a checkpoint can be read back with torch.load(weights_only=True), which
+    refuses anything else (so loading a file never runs code from it).
+    """
+    import numpy as np
+    import torch
+
+    version, python_state, gauss_next = random.getstate()
+    name, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    states = {
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Put back the random states that rng_states() stored."""
+    import numpy as np
+    import torch
+
+    python = states["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+    numpy = states["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["name"], keys, numpy["position"], numpy["has_gauss"], numpy["cached_gauss"]))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint saved at `path` with save_torch(), or None when there is none yet.
+
+    weights_only=True: only tensors and plain Python values are read, so a checkpoint file
+    cannot run code when it is loaded.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class StopSignals:
+    """Remembers that a signal asked the program to stop, so it can save a checkpoint first.
+
+        stop = StopSignals(signal.SIGUSR1, signal.SIGTERM)
+        ...
+        if stop:  # checked at a safe point, e.g. between two batches
+            save_checkpoint(); sys.exit(0)
+
+    The handler only sets a flag: saving from inside a signal handler could interrupt a save
+    already in progress.
+    """
+
+    def __init__(self, *signals: int):
+        import signal
+
+        self.received: str | None = None
+        for number in signals:
+            signal.signal(number, self._remember)
+
+    def _remember(self, number: int, frame) -> None:
+        import signal
+
+        self.received = signal.Signals(number).name
+
+    def __bool__(self) -> bool:
+        return self.received is not None
+
