@@ -1,0 +1,102 @@
+"""Benchmark: the "confident, wrong and biased" example, in full mode and in quick mode.
+
+The full run writes into docs/results/confident_wrong_biased/, the numbers and figures the site
+shows; the quick run goes to a temporary folder. Both run with one thread (SLURM_CPUS_PER_TASK=1),
+as in the tests. Targets: temperature scaling lowers the test-set ECE (it is fitted on the
+validation set only); the shortcut model loses a clear share of the test digits when the tag is
+gone while the clean model does not; the quick mode takes at most 60 s here, imports included.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.table import Row
+
+REPO = Path(__file__).resolve().parent.parent
+SECTION = "confident_wrong_biased"
+QUICK_TARGET_S = 60
+SHORTCUT_DROP_TARGET = 0.10  # accuracy the shortcut model must lose without its tag
+CLEAN_DROP_LIMIT = 0.03  # and the most the clean model may lose
+
+
+def run(out: Path, *args: str) -> tuple[dict, float, float]:
+    """Run the example to the end; return its metrics.json, the wall time and the CPU time in
+    seconds (the CPU time shows how much of the wall time was waiting for a busy machine)."""
+    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_QUICK"}
+    environment["SLURM_CPUS_PER_TASK"] = "1"
+    started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.run(
+        [sys.executable, "examples/confident_wrong_biased.py", "--out", str(out), *args],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    if process.returncode != 0:
+        raise RuntimeError(f"confident_wrong_biased {' '.join(args)} failed ({process.returncode}):\n{process.stderr[-2000:]}")
+    return json.loads((out / "metrics.json").read_text()), seconds, cpu_seconds
+
+
+def rows() -> list[Row]:
+    full, full_s, full_cpu_s = run(REPO / "docs" / "results" / "confident_wrong_biased")
+    with tempfile.TemporaryDirectory() as scratch:
+        _, quick_s, quick_cpu_s = run(Path(scratch), "--quick")
+
+    shortcut, clean = full["shortcut_model"], full["clean_model"]
+    drop, clean_drop = full["shortcut_drop_without_tag"], full["clean_drop_without_tag"]
+    return [
+        Row(
+            SECTION,
+            f"classifier: test accuracy ({full['train_images']} training digits, {full['test_images']} test)",
+            f"{full['test_accuracy']:.2%}",
+        ),
+        Row(
+            SECTION,
+            f"test ECE (15 bins) before -> after temperature scaling (T = {full['temperature']:.2f})",
+            f"{full['ece_before']:.2%} -> {full['ece_after']:.2%}",
+            "after < before",
+            full["ece_after"] < full["ece_before"],
+        ),
+        Row(
+            SECTION,
+            "mean confidence: real test digits / random noise / shuffled pixels",
+            " / ".join(f"{full['mean_confidence'][kind]:.1%}" for kind in ("real_digits", "random_noise", "shuffled_pixels")),
+        ),
+        Row(
+            SECTION,
+            "shortcut model: test accuracy with tag / no tag / random tag",
+            f"{shortcut['test_accuracy_tag']:.1%} / {shortcut['test_accuracy_none']:.1%} / {shortcut['test_accuracy_random']:.1%}",
+        ),
+        Row(
+            SECTION,
+            "shortcut model: accuracy lost without the tag",
+            f"{drop:.1%}",
+            f">= {SHORTCUT_DROP_TARGET:.0%}",
+            drop >= SHORTCUT_DROP_TARGET,
+        ),
+        Row(
+            SECTION,
+            f"clean model (reference): accuracy lost without the tag (test accuracy {clean['test_accuracy_none']:.1%})",
+            f"{clean_drop:.1%}",
+            f"<= {CLEAN_DROP_LIMIT:.0%}",
+            abs(clean_drop) <= CLEAN_DROP_LIMIT,
+        ),
+        Row(SECTION, "full run, wall time (1 thread; CPU time in brackets)", f"{full_s:.1f} s ({full_cpu_s:.1f} s)"),
+        Row(
+            SECTION,
+            "quick run, wall time (1 thread; CPU time in brackets)",
+            f"{quick_s:.1f} s ({quick_cpu_s:.1f} s)",
+            f"<= {QUICK_TARGET_S} s",
+            quick_s <= QUICK_TARGET_S,
+        ),
+    ]
