@@ -12,15 +12,23 @@ tests' and one started by hand) run side by side:
 - slurmctld, the controller, with Puma's partition names;
 - slurmd, the one compute node.
 
-The node is declared as one Puma node: 94 CPUs, 5 GB of memory per CPU and one GPU, although
-this machine has fewer CPUs, less memory and no GPU (`SlurmdParameters=config_overrides` lets
-slurmd accept that). So a job file asks for what it would ask for on Puma and is accepted or
-rejected here exactly where Puma's limits would accept or reject it. What a job really gets is
-the machine's cores (no CPU binding here), and the examples take
+The node is declared as one Puma GPU node: 94 CPUs, 5 GB of memory per CPU and four V100s,
+although this machine has fewer CPUs, less memory and no GPU (`SlurmdParameters=config_overrides`
+lets slurmd accept that). So a job file asks for what it would ask for on Puma, and is accepted
+or refused here where Puma's limits would accept or refuse it (95 CPUs, 5 GPUs, 11 days, ...).
+What a job really gets is this machine's cores (there is no CPU binding here); the examples use
 min(SLURM_CPUS_PER_TASK, CPUs they may run on) threads (examples/workshop.py,
-cpus_from_allocation), so a job asking for 8 CPUs runs with the 2 cores this machine has.
-The GPU is a stand-in (`File=/dev/null`): GPU job files schedule and get CUDA_VISIBLE_DEVICES
-set, torch finds no CUDA device, and the Python falls back to the CPU and says so.
+cpus_from_allocation), so a job asking for 8 CPUs runs with the cores this machine has. The
+tests therefore start jobs side by side only while their CPUs fit this machine's cores
+(slurm_fixtures.py): torch threads that share a core run many times slower.
+
+The GPUs are stand-ins: four character devices in the cluster's folder that are /dev/null
+(gres.conf `File=`), so Slurm hands them out one by one like real GPUs and sets
+CUDA_VISIBLE_DEVICES in the job; torch finds no CUDA device, and the Python falls back to the
+CPU and says so. (Where device files cannot be made, one stand-in, /dev/null itself.)
+
+Jobs see a real Lmod (`module load python/3.11`, `module load cuda12`) with stand-in modulefiles
+in tests/modulefiles/ named like Puma's: python/3.11 puts the project's .venv first on the PATH.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -52,7 +61,7 @@ MANUAL_ROOT = TEMPORARY / "workshop-slurm-by-hand"
 # What the node pretends to be: one Puma node (see the module docstring).
 NODE_CPUS = 94
 MEMORY_PER_CPU_MB = 5 * 1024
-GPU = "gpu:volta:1"
+GPUS = 4  # V100s per Puma GPU node
 MAX_TIME = "10-00:00:00"  # Puma's longest batch job
 PARTITIONS = ("standard", "windfall", "high_priority", "gpu_standard", "gpu_windfall", "gpu_high_priority")
 DEFAULT_PARTITION = "standard"
@@ -208,9 +217,11 @@ class SlurmCluster:
             (self.root / folder).mkdir()
         (self.root / "cluster.json").write_text(json.dumps({"node": node, "owner": owner}) + "\n")
         controller_port, node_port = free_ports(2)
-        self.conf.write_text(slurm_conf(self.root, node, controller_port, node_port, self.munge_socket))
         # slurmd reads gres.conf from the folder of slurm.conf
-        (self.conf.parent / "gres.conf").write_text(f"NodeName={node} Name=gpu Type=volta File=/dev/null\n")
+        gpu_files = stand_in_gpus(self.root / "dev")
+        gpus = f"File={gpu_files[0]}" if len(gpu_files) == 1 else f"File={gpu_files[0].parent}/nvidia[0-{len(gpu_files) - 1}]"
+        (self.conf.parent / "gres.conf").write_text(f"NodeName={node} Name=gpu Type=volta {gpus}\n")
+        self.conf.write_text(slurm_conf(self.root, node, controller_port, node_port, self.munge_socket, len(gpu_files)))
         lmod = lmod_environment()
         (self.root / "lmod-environment.json").write_text(json.dumps(lmod, indent=1) + "\n")
         (self.root / "env.sh").write_text(
@@ -258,7 +269,7 @@ class SlurmCluster:
         _wait_for(lambda: self.node_state() == "idle", f"node {self.node} to be idle", self.node_state)
 
 
-def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, munge_socket: Path) -> str:
+def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, munge_socket: Path, gpus: int) -> str:
     """slurm.conf for one node declared like a Puma node, with Puma's partition names."""
     node_memory = NODE_CPUS * MEMORY_PER_CPU_MB
     lines = [
@@ -302,12 +313,24 @@ def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, mung
         "SchedulerParameters=batch_sched_delay=0,sched_interval=2",
         "SlurmdTimeout=30",
         "GresTypes=gpu",
-        f"NodeName={node} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory={node_memory} Gres={GPU} State=UNKNOWN",
+        f"NodeName={node} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory={node_memory} Gres=gpu:volta:{gpus} State=UNKNOWN",
     ]
     for partition in PARTITIONS:
         default = "YES" if partition == DEFAULT_PARTITION else "NO"
         lines.append(f"PartitionName={partition} Nodes={node} Default={default} MaxTime={MAX_TIME} State=UP")
     return "\n".join(lines) + "\n"
+
+
+def stand_in_gpus(folder: Path) -> list[Path]:
+    """Four device files that behave like /dev/null, named like NVIDIA's (nvidia0..3); where
+    device files cannot be made (no CAP_MKNOD), /dev/null itself as the one stand-in."""
+    folder.mkdir()
+    try:
+        for index in range(GPUS):
+            os.mknod(folder / f"nvidia{index}", 0o666 | stat.S_IFCHR, os.stat("/dev/null").st_rdev)
+    except OSError:
+        return [Path("/dev/null")]
+    return [folder / f"nvidia{index}" for index in range(GPUS)]
 
 
 def lmod_environment() -> dict[str, str]:

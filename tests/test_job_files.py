@@ -3,7 +3,8 @@
 1. shellcheck finds nothing in it;
 2. it follows Puma's rules (tests/job_rules.py; each rule proven by a bad job file in
    tests/bad_job_files/);
-3. `sbatch --test-only` accepts it on the local Slurm, whose partitions and limits are Puma's;
+3. `sbatch --test-only` accepts it on the local Slurm, whose partitions and limits are Puma's
+   (a job for several nodes: refused for its node count alone, accepted with --nodes=1);
 4. submitted unchanged with `sbatch --wait` (quick mode), it ends with exit code 0, its log ends
    with the example's `result:` line, the example wrote results/<job name>_<job id>/metrics.json,
    and a GPU job, finding no GPU here, says in its log that it runs on the CPU.
@@ -119,11 +120,11 @@ def test_job_file_is_accepted_by_sbatch_test_only(job_file, submitted):
     job = JOBS[job_file]
     result = submitted.test_only(job_file)
     if job.not_runnable_reason and int(job.value("--nodes") or 1) > 1:
-        # The test Slurm has one node (with one stand-in GPU): it must refuse a multi-node job,
-        # and for its node count alone. Shrunk on the command line to that node, the rest of the
-        # file (partition, time, CPUs, log, ...) must be accepted.
+        # The test Slurm has one node (a Puma GPU node: 94 CPUs, 4 stand-in GPUs): it must refuse
+        # a multi-node job, and for its node count alone. Shrunk on the command line to that
+        # node, the rest of the file (partition, time, CPUs, GPUs, log, ...) must be accepted.
         assert result.returncode != 0 and "Node count specification invalid" in result.stderr, result.stderr
-        result = submitted.test_only(job_file, "--nodes=1", *(["--gres=gpu:1"] if job.is_gpu else []))
+        result = submitted.test_only(job_file, "--nodes=1")
     assert result.returncode == 0, f"sbatch --test-only refused slurm/{job_file.name}:\n{result.stderr}{result.stdout}"
     assert f"in partition {job.partition}" in result.stderr, result.stderr
 
