@@ -69,6 +69,7 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     settings = {"seed": args.seed, "batch_size": args.batch_size, "lr": args.lr}
     position = {"epoch": 1, "batch": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "history": []}
+    resumed_from = None
 
     # Carry on from the checkpoint, if there is one
     saved = read_checkpoint(checkpoint_path)
@@ -82,6 +83,7 @@ def main() -> None:
         optimizer.load_state_dict(saved["optimizer"])
         workshop.restore_rng_states(saved["rng"])
         position = saved["position"]
+        resumed_from = {"epoch": position["epoch"], "batch": position["batch"]}
         workshop.log(f"resuming from {checkpoint_path}: epoch {position['epoch']}, batch {position['batch']}")
     else:
         workshop.log(f"no checkpoint at {checkpoint_path}: starting from scratch")
@@ -143,6 +145,7 @@ def main() -> None:
         "chance_accuracy": CHANCE_ACCURACY,
         "history": position["history"],
         "starts": restarts + 1,
+        "resumed_from": resumed_from,
         "timing": checkpoint_timing(epoch_seconds, checkpoint_seconds, checkpoint_path),
     }
     workshop.write_metrics(args.out, metrics, workshop.run_info(started, device=str(device), threads=threads))
