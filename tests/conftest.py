@@ -18,4 +18,4 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 # Fixture modules, one per area (each helper adds its own line).
-pytest_plugins = ["slurm_fixtures"]
+pytest_plugins = ["slurm_fixtures", "site_fixtures"]

@@ -1,0 +1,111 @@
+"""Benchmark of the site: how long the strict build takes, and what each page costs a reader.
+
+Build: `mkdocs build --strict`, the median of 5 runs (each a fresh process, as `make build`).
+Pages: every page of that build, served from 127.0.0.1 and loaded in headless Chromium with a
+cold cache (a new browser context each time, and a server that forbids caching), the median of 3
+loads: the time to the `load` event, the time until every diagram is an <svg> and every equation
+is typeset with its fonts, and the bytes the server sent for the page and everything it asked for
+(uncompressed: this server does not gzip).
+
+The build, server, browser and "rendered" condition are those of the tests (tests/site_fixtures.py).
+"""
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.table import Row
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from site_fixtures import (  # noqa: E402
+    OPEN_SHADOW_ROOTS,
+    RENDERED,
+    SiteServer,
+    built_pages,
+    chromium_missing,
+    launch_chromium,
+    page_id,
+    run_strict_build,
+)
+
+# Records in the page itself when it is first fully rendered (fonts included), so the time does
+# not include the benchmark's own round trips to the browser.
+RECORD_RENDERED = """(() => {
+  const rendered = %s;
+  const check = () => {
+    if (document.readyState !== "loading" && rendered()) {
+      document.fonts.ready.then(() => { window.renderedAt = performance.now(); });
+    } else {
+      requestAnimationFrame(check);
+    }
+  };
+  requestAnimationFrame(check);
+})();""" % RENDERED
+
+SECTION = "site"
+BUILDS = 5
+LOADS_PER_PAGE = 3
+BUILD_TARGET_S = 3.0
+LOAD_TARGET_MS = 400
+RENDERED_TARGET_MS = 1500
+PLAIN_PAGE_TARGET_BYTES = 1_000_000  # a page without diagrams or math
+
+
+def rows() -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-site-") as scratch:
+        builds = [run_strict_build(Path(scratch) / f"site-{i}") for i in range(BUILDS)]
+        failed = [build for build in builds if not build.ok]
+        if failed:
+            raise SystemExit(f"bench site: the strict build failed:\n{failed[0].log[-3000:]}")
+        build_s = statistics.median(build.seconds for build in builds)
+        result = [
+            Row(SECTION, f"strict build (median of {BUILDS})", f"{build_s:.2f} s", f"<= {BUILD_TARGET_S:.0f} s", build_s <= BUILD_TARGET_S)
+        ]
+        missing = chromium_missing()
+        if missing:
+            return result + [Row(SECTION, "page loads in Chromium", f"not measured: {missing}")]
+        return result + page_rows(builds[-1].site)
+
+
+def page_rows(site: Path) -> list[Row]:
+    from playwright.sync_api import sync_playwright
+
+    result = []
+    with SiteServer(site) as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        for page in built_pages(site):
+            loads = [measure(browser, server, page) for _ in range(LOADS_PER_PAGE)]
+            load_ms = statistics.median(m["load_ms"] for m in loads)
+            rendered_ms = statistics.median(m["rendered_ms"] for m in loads)
+            sent = statistics.median(m["bytes"] for m in loads)
+            plain = not loads[0]["diagrams"] and not loads[0]["equations"]
+            name = page_id(page)
+            what = f"{loads[0]['diagrams']} diagrams, {loads[0]['equations']} equations"
+            result += [
+                Row(SECTION, f"{name}: load event", f"{load_ms:.0f} ms", f"<= {LOAD_TARGET_MS} ms", load_ms <= LOAD_TARGET_MS),
+                Row(SECTION, f"{name}: fully rendered ({what})", f"{rendered_ms:.0f} ms", f"<= {RENDERED_TARGET_MS} ms",
+                    rendered_ms <= RENDERED_TARGET_MS),
+                Row(SECTION, f"{name}: bytes transferred", f"{sent / 1e6:.2f} MB",
+                    f"<= {PLAIN_PAGE_TARGET_BYTES / 1e6:.0f} MB" if plain else "",
+                    sent <= PLAIN_PAGE_TARGET_BYTES if plain else None),
+            ]
+        browser.close()
+    return result
+
+
+def measure(browser, server, page: str) -> dict:
+    """One cold load of one page: times from the start of navigation, and bytes sent."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    context.add_init_script(RECORD_RENDERED)
+    tab = context.new_page()
+    server.reset_bytes()
+    tab.goto(server.url + page, wait_until="load")
+    rendered_ms = tab.wait_for_function("() => window.renderedAt", timeout=30_000).json_value()
+    load_ms = tab.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventStart")
+    counts = tab.evaluate("() => [document.querySelectorAll('.mermaid').length, document.querySelectorAll('.arithmatex').length]")
+    tab.wait_for_load_state("networkidle")  # the search index, fetched by a worker, counts too
+    sent = server.bytes_sent
+    context.close()
+    return {"load_ms": load_ms, "rendered_ms": rendered_ms, "bytes": sent, "diagrams": counts[0], "equations": counts[1]}

@@ -1,0 +1,219 @@
+"""The shell and Python blocks on the site's pages run, the way a reader would run them.
+
+The blocks are found with pytest-codeblocks' extractor, so a page marks a block that cannot run
+here the way that plugin reads it, on the line before the block:
+
+    <!--pytest.mark.skip(reason="Puma only: loads Puma's environment modules")-->
+
+A skip without a reason is an error. A block that only includes a file (`--8<-- "..."`) is left
+to that file's own tests.
+
+All runnable blocks of one page run in order in one bash session, as a reader types them into one
+terminal: what one block sets up (an activated environment, a variable) the next one uses. Each
+page gets a fresh home folder and a scratch copy of the repository as its working folder. The
+setup page starts from a bare shell (the machine's own `python3`); every other page starts where
+the setup page leaves a reader: with the project's environment, built from the same
+requirements, active.
+
+The setup page really creates its environment and pip-installs PyTorch and the examples'
+libraries into it (from this machine's local wheels: about a minute), then the Jupyter kernel it
+registers is started, with the modules its kernel.json loads, and asked to import torch.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VENV, skip_or_fail
+from pytest_codeblocks import extract_from_file
+
+DOCS = REPO / "docs"
+SETUP_PAGE = "setup.md"
+# Fence languages that are commands: run by bash, or by the session's python3.
+LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python", "python3": "python"}
+BLOCK_MARKER = "@@ code block at line "
+TIMEOUT_S = 600
+
+
+@dataclass
+class Block:
+    page: str
+    line: int
+    language: str
+    code: str
+    skip_reason: str | None
+    marks_ok: bool = True
+
+
+def page_blocks(path: Path) -> list[Block]:
+    """The command blocks of one page (bash or Python), with their skip reasons."""
+    blocks = []
+    for found in extract_from_file(path):
+        language = (found.syntax or "").strip().lstrip("{.").split(" ")[0].lower()
+        if language not in LANGUAGES:
+            continue
+        lines = [line for line in found.code.splitlines() if line.strip()]
+        if lines and all(line.strip().startswith("--8<--") for line in lines):
+            continue  # an included file: tested by its own tests
+        reason, marks_ok = None, True
+        for text in found.marks:
+            mark = eval(text, {"pytest": pytest}).mark
+            if mark.name == "skip":
+                reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
+                marks_ok = marks_ok and bool(reason and reason.strip())
+            else:
+                marks_ok = False
+        blocks.append(Block(path.relative_to(DOCS).as_posix(), found.lineno, LANGUAGES[language], found.code, reason, marks_ok))
+    return blocks
+
+
+PAGES = sorted(DOCS.rglob("*.md"))
+BLOCKS = [block for page in PAGES for block in page_blocks(page)]
+PAGES_TO_RUN = sorted({block.page for block in BLOCKS if block.skip_reason is None})
+
+
+def session_script(blocks: list[Block], scratch: Path) -> str:
+    """One bash script: each runnable block in order, announced on stdout before it runs."""
+    parts = ["set -eo pipefail"]
+    for block in blocks:
+        if block.skip_reason is not None:
+            continue
+        parts.append(f"echo '{BLOCK_MARKER}{block.line}'")
+        if block.language == "python":
+            script = scratch / f"block_{block.line}.py"
+            script.write_text(block.code)
+            parts.append(f"python3 {script}")
+        else:
+            parts.append(block.code)
+    return "\n".join(parts) + "\n"
+
+
+def copy_of_repository(destination: Path) -> None:
+    """The repository's files as a clone would hold them (tracked and new, not the ignored ones)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+def reader_environment(home: Path, page: str) -> dict[str, str]:
+    path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if Path(entry) != VENV / "bin"]
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env.update(HOME=str(home), SLURM_CPUS_PER_TASK="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    # pip would compile every installed module to bytecode up front (a minute of CPU for
+    # PyTorch); Python does it on import anyway, so the tests skip that step.
+    env["PIP_NO_COMPILE"] = "1"
+    if page != SETUP_PAGE:
+        env["VIRTUAL_ENV"] = str(VENV)
+        path.insert(0, str(VENV / "bin"))
+    env["PATH"] = os.pathsep.join(path)
+    return env
+
+
+@dataclass
+class PageRun:
+    returncode: int
+    output: str
+    home: Path
+    env: dict
+
+    def failed_block(self) -> str:
+        started = re.findall(re.escape(BLOCK_MARKER) + r"(\d+)", self.output)
+        return f"line {started[-1]}" if started else "before the first block"
+
+
+@pytest.fixture(scope="module")
+def run_page(tmp_path_factory):
+    """Runs a page's blocks once (later calls for the same page get the same run)."""
+    runs: dict[str, PageRun] = {}
+
+    def run(page: str) -> PageRun:
+        if page not in runs:
+            sandbox = tmp_path_factory.mktemp(re.sub(r"\W", "-", page))
+            home, work = sandbox / "home", sandbox / "repository"
+            home.mkdir()
+            work.mkdir()
+            copy_of_repository(work)
+            script = session_script([b for b in BLOCKS if b.page == page], sandbox)
+            env = reader_environment(home, page)
+            done = subprocess.run(
+                ["bash", "-c", script], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, timeout=TIMEOUT_S,
+            )
+            runs[page] = PageRun(done.returncode, done.stdout, home, env)
+        return runs[page]
+
+    return run
+
+
+def test_the_pages_have_code_blocks_and_some_run_here():
+    assert BLOCKS, f"no bash or Python blocks found in {len(PAGES)} pages under docs/"
+    assert PAGES_TO_RUN, "every code block on the site is marked skip: none runs in the tests"
+    assert SETUP_PAGE in PAGES_TO_RUN, f"no block of {SETUP_PAGE} runs in the tests"
+
+
+def test_every_skipped_block_says_why():
+    unexplained = [f"{b.page}, line {b.line}" for b in BLOCKS if not b.marks_ok]
+    assert not unexplained, (
+        "these blocks carry a mark other than pytest.mark.skip(reason=...) or a skip without a reason: "
+        + ", ".join(unexplained)
+    )
+
+
+@pytest.mark.parametrize("page", PAGES_TO_RUN)
+def test_code_blocks_of_the_page_run_in_order(page, run_page):
+    run = run_page(page)
+    assert run.returncode == 0, (
+        f"{page}: the block at {run.failed_block()} failed (exit {run.returncode}); output:\n{run.output[-4000:]}"
+    )
+
+
+def test_setup_page_kernel_starts_the_environments_python_after_loading_its_modules(run_page):
+    run = run_page(SETUP_PAGE)
+    assert run.returncode == 0, f"the setup page's blocks failed at {run.failed_block()}:\n{run.output[-3000:]}"
+    kernel_json = run.home / ".local/share/jupyter/kernels/ml-workshop/kernel.json"
+    kernel = json.loads(kernel_json.read_text())
+    environment_python = run.home / "venvs/ml-workshop/bin/python3"
+    pattern = r"module load python/3\.11( cuda12)?; exec (\S+) -m ipykernel_launcher -f \{connection_file\}"
+    assert kernel["argv"][:2] == ["bash", "-c"] and re.fullmatch(pattern, kernel["argv"][2]), kernel["argv"]
+    assert re.fullmatch(pattern, kernel["argv"][2]).group(2) == str(environment_python), kernel["argv"]
+
+    # The file the page shows is the file the commands wrote (with the reader's home folder).
+    shown = re.search(r"```json\n(.*?)\n```", (DOCS / SETUP_PAGE).read_text(), flags=re.S).group(1)
+    shown = json.loads(shown.replace("/home/u00/netid", str(run.home)))
+    assert {key: kernel[key] for key in shown} == shown, f"the page shows\n{shown}\nthe commands wrote\n{kernel}"
+
+    # Start that kernel as Jupyter would, with the modules (the tests' stand-ins for Puma's).
+    if not Path("/etc/profile.d/lmod.sh").is_file():
+        skip_or_fail("Lmod is missing (apt-get install lmod; `make test` does it as root)")
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from slurm_cluster import lmod_environment
+
+    specs = KernelSpecManager(kernel_dirs=[str(kernel_json.parent.parent)])
+    manager = KernelManager(kernel_name="ml-workshop", kernel_spec_manager=specs)
+    manager.start_kernel(env={**run.env, **lmod_environment()})
+    printed = []
+    try:
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        client.execute_interactive(
+            "import sys, torch; print(sys.executable, torch.__version__)",
+            timeout=120,
+            output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+        )
+        client.stop_channels()
+    finally:
+        manager.shutdown_kernel(now=True)
+    executable, version = "".join(printed).split()[:2]
+    assert executable == str(environment_python) and version.startswith("2.13.0"), printed

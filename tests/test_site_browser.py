@@ -1,0 +1,212 @@
+"""Every page of the built site in a real headless Chromium, from a server on 127.0.0.1.
+
+Each page is loaded once, with a cold cache, and then checked by the tests below: nothing goes
+wrong in the console or on the network, nothing is asked of another host, every diagram is
+drawn, every equation typeset, every highlight a <mark>, every code block copyable, and axe-core
+finds no accessibility problem beyond the theme's own (listed below, with the reason).
+Screenshots for a person to look at go to screenshots/ at the repository root.
+"""
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import REPO
+from site_fixtures import FONTS_READY, INVISIBLE_MATH_CHARACTERS, OPEN_SHADOW_ROOTS, RENDERED, build_site, source_of
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = REPO / "screenshots"
+RENDER_TIMEOUT_MS = 15_000
+# Findings that come from the theme's markup, not from our content. Each is allowed only on the
+# elements named here.
+THEME_LEVEL_VIOLATIONS = {
+    # Material's search overlay is a role="dialog" element without an accessible name.
+    "aria-dialog-name": (".md-search",),
+    # Material (9.8) puts each code block's copy button in an unlabelled <nav>, so a page with
+    # code has several landmarks with the same (empty) name, the section navigation among them.
+    "landmark-unique": ('nav[data-md-level="', ".md-code__nav"),
+}
+# Others that axe-core reports on Material's defaults are fixed in docs/stylesheets/extra.css
+# instead: grey code comments and the footer's copyright line at 4.47:1 (color-contrast), and
+# links told apart from text by colour alone (link-in-text-block).
+
+
+@dataclass
+class Visit:
+    page: object
+    url: str
+    source: str
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requested_urls: list[str] = field(default_factory=list)
+
+
+def strip_code(markdown: str) -> str:
+    """Markdown without code (fenced and inline) and HTML comments, where `==` is no highlight."""
+    without_fences = re.sub(r"^([ \t]*)(`{3,}|~{3,}).*?^\1\2[ \t]*$", "", markdown, flags=re.S | re.M)
+    without_comments = re.sub(r"<!--.*?-->", "", without_fences, flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", without_comments)
+
+
+# pymdownx.mark's ==highlight==: not part of a longer run of "=" (such as a content tab's "==="),
+# no space just inside the marks, within one paragraph.
+HIGHLIGHT = re.compile(r"(?<!=)==(?=[^\s=])(?:(?!\n[ \t]*\n).)+?(?<=[^\s=])==(?!=)", re.S)
+
+
+@pytest.fixture(scope="module")
+def visit(site_page, browser, site_server):
+    """The page loaded with a cold cache and rendered, with what happened on the way."""
+    if site_page is None:
+        build = build_site()
+        pytest.fail("the site has no pages" if build.ok else f"the strict build failed:\n{build.log[-4000:]}")
+    source = source_of(site_page)
+    assert source is not None, f"no Markdown source in docs/ for the built page {site_page!r}"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    page = context.new_page()
+    result = Visit(page=page, url=site_server.url + site_page, source=source.read_text())
+    page.on("console", lambda m: m.type == "error" and result.console_errors.append(f"{m.text} ({m.location})"))
+    page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
+    context.on("request", lambda r: result.requested_urls.append(r.url))
+    context.on("requestfailed", lambda r: result.failed_requests.append(f"{r.url}: {r.failure}"))
+    context.on("response", lambda r: r.status >= 400 and result.failed_requests.append(f"{r.url}: HTTP {r.status}"))
+
+    page.goto(result.url, wait_until="load")
+    try:
+        page.wait_for_function(RENDERED, timeout=RENDER_TIMEOUT_MS)
+    except Exception:
+        pass  # the tests below say what stayed unrendered
+    page.evaluate(FONTS_READY)
+    page.wait_for_load_state("networkidle")
+    yield result
+    context.close()
+
+
+def test_page_logs_no_console_error(visit):
+    assert not visit.console_errors, "\n".join(visit.console_errors)
+
+
+def test_page_requests_only_the_local_server_and_none_fails(visit):
+    foreign = [
+        url for url in visit.requested_urls if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"
+    ]
+    assert not foreign, f"requests that leave 127.0.0.1: {foreign}"
+    assert not visit.failed_requests, f"failed requests: {visit.failed_requests}"
+
+
+def test_every_mermaid_diagram_is_drawn_as_svg(visit):
+    in_source = len(re.findall(r"^\s*`{3,}\s*mermaid\s*$", visit.source, flags=re.M))
+    diagrams = visit.page.evaluate(
+        """() => [...document.querySelectorAll(".mermaid")].map((d) => {
+             const svg = d.shadowRoot && d.shadowRoot.querySelector("svg");
+             return svg ? svg.textContent : null;
+           })"""
+    )
+    drawn = [text for text in diagrams if text is not None]
+    assert len(drawn) == len(diagrams) == in_source, (
+        f"{in_source} mermaid blocks in the source, {len(diagrams)} diagrams on the page, {len(drawn)} drawn as <svg>"
+    )
+    broken = [text[:200] for text in drawn if "Syntax error" in text]
+    assert not broken, f"Mermaid drew an error instead of a diagram: {broken}"
+
+
+def test_every_equation_is_typeset(visit):
+    total, typeset, raw = visit.page.evaluate(
+        """() => {
+             const all = [...document.querySelectorAll(".arithmatex")];
+             const article = document.querySelector("article").cloneNode(true);
+             article.querySelectorAll("pre, code, mjx-container").forEach((e) => e.remove());
+             return [all.length, all.filter((e) => e.querySelector(":scope > mjx-container")).length,
+                     article.textContent.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []];
+           }"""
+    )
+    assert typeset == total, f"{total - typeset} of {total} equations are still TeX, not typeset"
+    assert not raw, f"TeX delimiters shown as text: {raw}"
+    invisible = visit.page.evaluate(INVISIBLE_MATH_CHARACTERS)
+    assert not invisible, f"{invisible} characters of typeset equations have no glyph (MathJax's styles for them are missing)"
+
+
+def test_every_highlight_is_a_mark(visit):
+    in_source = len(HIGHLIGHT.findall(strip_code(visit.source)))
+    marks, literal = visit.page.evaluate(
+        """() => {
+             const article = document.querySelector("article").cloneNode(true);
+             const marks = article.querySelectorAll("mark:not([data-md-highlight])").length;
+             article.querySelectorAll("pre, code").forEach((e) => e.remove());
+             return [marks, article.textContent.match(/==\\S[^=]*\\S==/g) || []];
+           }"""
+    )
+    assert not literal, f"highlights shown as literal text: {literal}"
+    assert marks == in_source, f"{in_source} ==highlights== in the source, {marks} <mark> on the page"
+
+
+def test_every_code_block_has_a_copy_button(visit):
+    blocks, without = visit.page.evaluate(
+        """() => {
+             const blocks = [...document.querySelectorAll("article pre > code")];
+             const copy = ':scope > nav > button[data-md-type="copy"], :scope > .md-clipboard';
+             return [blocks.length, blocks.filter((c) => !c.parentElement.querySelector(copy))
+                                          .map((c) => c.textContent.slice(0, 80))];
+           }"""
+    )
+    assert not without, f"{len(without)} of {blocks} code blocks have no copy button: {without}"
+
+
+def test_page_has_no_accessibility_violation_beyond_the_themes_own(visit):
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(visit.page).response["violations"]
+    ours = []
+    for violation in violations:
+        allowed = THEME_LEVEL_VIOLATIONS.get(violation["id"], ())
+        for node in violation["nodes"]:
+            target = " ".join(map(str, node["target"]))
+            if not any(selector in target for selector in allowed):
+                ours.append(f"{violation['id']} ({violation['impact']}): {target}: {node['failureSummary']}")
+    assert not ours, "axe-core found:\n" + "\n".join(ours)
+
+
+# --- the site as a whole --------------------------------------------------------------------------
+
+
+def test_searching_burgers_finds_the_page_that_explains_it(browser, site_server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site_server.url, wait_until="load")
+    page.locator("input.md-search__input").click()
+    page.keyboard.type("Burgers")
+    results = page.locator("a.md-search-result__link")
+    results.first.wait_for(timeout=10_000)
+    found = [link.get_attribute("href") for link in results.all()]
+    context.close()
+    assert any("what-ml-can-do/" in href for href in found), f"search results for 'Burgers': {found}"
+
+
+def test_screenshots_show_the_rendered_overview_and_burgers_passage(browser, site_server):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    page = context.new_page()
+
+    page.goto(site_server.url, wait_until="load")
+    page.wait_for_function(RENDERED, timeout=RENDER_TIMEOUT_MS)
+    page.evaluate(FONTS_READY)
+    page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
+
+    page.goto(site_server.url + "what-ml-can-do/", wait_until="load")
+    page.wait_for_function(RENDERED, timeout=RENDER_TIMEOUT_MS)
+    page.evaluate(FONTS_READY)
+    heading = page.locator("h2", has_text="Burgers")
+    passage_end = heading.locator("xpath=following-sibling::ul[1]")
+    top, bottom = heading.bounding_box(), passage_end.bounding_box()
+    clip = {"x": top["x"] - 16, "y": top["y"] - 16, "width": 800, "height": bottom["y"] + bottom["height"] - top["y"] + 32}
+    page.screenshot(path=SCREENSHOTS / "burgers.png", full_page=True, clip=clip)
+    display_equations = page.locator("div.arithmatex > mjx-container").count()
+    context.close()
+
+    assert display_equations >= 1, "the Burgers passage has no typeset display equation"
+    for name in ("overview.png", "burgers.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000, f"screenshots/{name} is (nearly) empty"
+
