@@ -119,6 +119,7 @@ def main() -> None:
         "per_process_batch": per_process_batch,
         "epochs": epochs,
         "steps_per_epoch": len(loader),
+        "first_epoch_train_loss": history[0]["train_loss"],  # same images per step: equal for any N, up to rounding
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
         "train_images_per_s": throughput,

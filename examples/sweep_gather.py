@@ -49,7 +49,11 @@ def main() -> None:
         "points": len(results),
         "best": {key: best[key] for key in keys},
         "chosen_by": "validation_accuracy (ties: lower validation_loss)",
-        "table": [{key: result[key] for key in keys} for result in results],
+        # keyed by task number, so a page can name one cell: table.7.validation_accuracy
+        "table": {
+            str(result["task"]): {**{key: result[key] for key in keys}, "chosen": "**best**" if result is best else ""}
+            for result in results
+        },
         "tasks": f"{args.tasks}_<task>",
     }
     workshop.write_metrics(args.out, metrics, workshop.run_info(started, threads=1))
@@ -91,7 +95,7 @@ def read_results(prefix: Path, settings: list[dict]) -> list[dict]:
     if missing:
         raise workshop.UsageError(
             f"no {prefix}_<task>/metrics.json for task(s) {', '.join(map(str, missing))} of {len(settings)}: "
-            "check those tasks' logs (*_<array id>_<task>.out) and rerun them with sbatch --array=<those tasks>"
+            "read those tasks' logs (sweep_array_<array job id>_<task>.out), fix the cause and submit the sweep again"
         )
     if stale:
         raise workshop.UsageError(

@@ -170,7 +170,8 @@ def test_submit_sweep_chains_the_array_and_the_gathering_job_which_collects_ever
     # Recompute the choice from the tasks' own results: the best validation accuracy wins.
     tasks = [json.loads((scratch / "results" / f"sweep_array_{array_id}_{n}" / "metrics.json").read_text()) for n in range(1, len(settings) + 1)]
     best_validation = max(task["validation_accuracy"] for task in tasks)
-    assert [row["task"] for row in metrics["table"]] == list(range(1, len(settings) + 1))
+    assert [row["task"] for row in metrics["table"].values()] == list(range(1, len(settings) + 1))
+    assert [task for task, row in metrics["table"].items() if row["chosen"]] == [str(metrics["best"]["task"])]
     assert metrics["best"]["validation_accuracy"] == best_validation
     assert tasks[metrics["best"]["task"] - 1]["validation_accuracy"] == best_validation
     assert f"best_task={metrics['best']['task']} " in last
