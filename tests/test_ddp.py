@@ -6,7 +6,7 @@
 2. Wrong set-ups stop with one line: a global batch that does not split over the processes,
    srun without MASTER_ADDR.
 3. The 2-node x 4-GPU job file follows Puma's rules; the one-node test Slurm refuses it for its
-   node count only, and accepts it once scaled down to this node.
+   node count only, and accepts it once shrunk to its one node.
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def test_the_one_node_test_slurm_refuses_the_multinode_job_only_for_its_node_cou
     as_written = test_only()
     assert as_written.returncode != 0 and "Node count specification invalid" in as_written.stderr, as_written.stderr
     # The same file, shrunk on the command line (which wins over #SBATCH lines) to this cluster's
-    # one node and one stand-in GPU: everything else in it (partition, time, CPUs, log) is accepted.
-    scaled_down = test_only("--nodes=1", "--gres=gpu:volta:1")
+    # one node (a Puma GPU node, 4 stand-in GPUs): everything else in it (partition, time, CPUs,
+    # 4 GPUs and 4 processes per node, log) is accepted.
+    scaled_down = test_only("--nodes=1")
     assert scaled_down.returncode == 0, scaled_down.stderr
     assert "in partition gpu_windfall" in scaled_down.stderr, scaled_down.stderr
