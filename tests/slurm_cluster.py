@@ -59,7 +59,7 @@ PREFIX = "workshop-slurm-"
 MANUAL_ROOT = TEMPORARY / "workshop-slurm-by-hand"
 
 # What the node pretends to be: one Puma node (see the module docstring).
-NODE_CPUS = 94
+NODE_CPUS = 94  # two sockets of 48 cores, of which 94 can be scheduled
 MEMORY_PER_CPU_MB = 5 * 1024
 GPUS = 4  # V100s per Puma GPU node
 MAX_TIME = "10-00:00:00"  # Puma's longest batch job
@@ -313,7 +313,7 @@ def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, mung
         "SchedulerParameters=batch_sched_delay=0,sched_interval=2",
         "SlurmdTimeout=30",
         "GresTypes=gpu",
-        f"NodeName={node} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} RealMemory={node_memory} Gres=gpu:volta:{gpus} State=UNKNOWN",
+        f"NodeName={node} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} Boards=1 SocketsPerBoard=2 CoresPerSocket={NODE_CPUS // 2} ThreadsPerCore=1 RealMemory={node_memory} Gres=gpu:volta:{gpus} State=UNKNOWN",
     ]
     for partition in PARTITIONS:
         default = "YES" if partition == DEFAULT_PARTITION else "NO"
