@@ -61,7 +61,10 @@ def main() -> None:
         "--train-images",
         type=workshop.positive_int,
         default=100,
-        help="training digits, the same number of each class as far as possible (default: 100)",
+        help=(
+            "training digits, the same number of each class as far as possible: from 10 up to what leaves "
+            f"{VALIDATION_IMAGES} for validation and {MIN_TEST_IMAGES} for testing (default: 100)"
+        ),
     )
     parser.add_argument(
         "--batch-size", type=workshop.positive_int, default=32, help="images per training step (default: 32)"
@@ -91,10 +94,12 @@ def main() -> None:
     # (b) The same digits on a larger canvas: one model learns with the tag, one without.
     tagged = with_tags(digits, SHORTCUT_SHARE, args.seed)
     untagged = with_tags(digits, 0.0, args.seed)
+    seen = {"shortcut": tagged, "clean": untagged}  # what each model trains and validates on
     models = {
-        "shortcut": train(mlp(inputs=tagged["train_x"].shape[1]), tagged, epochs, args.batch_size, args.seed, device, "shortcut model"),
-        "clean": train(mlp(inputs=untagged["train_x"].shape[1]), untagged, epochs, args.batch_size, args.seed, device, "clean model"),
+        name: train(mlp(inputs=data["train_x"].shape[1]), data, epochs, args.batch_size, args.seed, device, f"{name} model")
+        for name, data in seen.items()
     }
+    # Both models meet the same three versions of the test digits.
     accuracy = {
         name: {test_set: accuracy_of(model, tagged[f"test_x_{test_set}"], digits["test_y"], device) for test_set in TEST_SETS}
         for name, model in models.items()
@@ -124,10 +129,10 @@ def main() -> None:
         "shortcut_share": SHORTCUT_SHARE,
         **{
             f"{name}_model": {
-                "validation_accuracy": accuracy_of(model, data["val_x"], digits["val_y"], device),
+                "validation_accuracy": accuracy_of(model, seen[name]["val_x"], digits["val_y"], device),
                 **{f"test_accuracy_{test_set}": value for test_set, value in accuracy[name].items()},
             }
-            for (name, model), data in zip(models.items(), (tagged, untagged))
+            for name, model in models.items()
         },
         "shortcut_drop_without_tag": accuracy["shortcut"]["tag"] - accuracy["shortcut"]["none"],
         "shortcut_drop_random_tag": accuracy["shortcut"]["tag"] - accuracy["shortcut"]["random"],
