@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument(
         "--iterations",
         type=workshop.positive_int,
-        help="most mean-shift steps per run; it stops earlier once no point moves (default: 500; 50 with --quick)",
+        help="most mean-shift steps; each bandwidth stops earlier once its points stop moving "
+        "(default: 500; 50 with --quick)",
     )
     parser.add_argument(
         "--clusters", type=workshop.positive_int, default=3, help="k, the number of clusters k-means looks for (default: 3)"
