@@ -88,7 +88,7 @@ def run_checkpoint_jobs() -> tuple[dict, dict, bool]:
     problem = missing_requirements()
     if problem:
         raise RuntimeError(f"the benchmark submits job files to a local Slurm: {problem}")
-    cluster = SlurmCluster.start(owner=os.getpid())
+    cluster = SlurmCluster.start()
     scratch = Path(tempfile.mkdtemp(prefix="bench-checkpoint-"))
     try:
         repo = scratch_copy(scratch / "repo")
