@@ -108,6 +108,8 @@ class LocalSlurm:
         self.scratch_root = scratch_root
         self.cpu_budget = cpu_budget
         self._cpus_free = cpu_budget
+        self._queue: list[object] = []  # submissions waiting for cores, oldest first
+        self._closed = False
         self._runs: dict[tuple, Future] = {}
         self._lock = threading.Condition()
         self._waiting: dict[subprocess.Popen, int | None] = {}  # running `sbatch --wait`s -> job id
@@ -153,7 +155,9 @@ class LocalSlurm:
         key = (job_file.resolve(), tuple(sorted((export or {}).items())), script_args)
         with self._lock:
             if key not in self._runs:
-                self._runs[key] = self._pool.submit(self._submit_and_wait, *key)
+                ticket = object()  # its place in the queue for this machine's cores
+                self._queue.append(ticket)
+                self._runs[key] = self._pool.submit(self._submit_and_wait, *key, ticket)
             return self._runs[key]
 
     def cpus_wanted(self, job: JobFile) -> int:
@@ -164,12 +168,17 @@ class LocalSlurm:
         array_tasks = len(job.array_task_ids) if job.is_array else 1  # an array's tasks run side by side
         return max(1, min(self.cpu_budget, cpus * tasks * array_tasks))
 
-    def _submit_and_wait(self, job_file: Path, export: tuple, script_args: tuple[str, ...]) -> JobRun:
+    def _submit_and_wait(self, job_file: Path, export: tuple, script_args: tuple[str, ...], ticket: object) -> JobRun:
         # Jobs start only while this machine has cores to spare: a torch job whose threads share
-        # cores with another's runs many times slower (see slurm_cluster.py's docstring).
+        # cores with another's runs many times slower (see slurm_cluster.py's docstring). First
+        # come, first served: the tests wait for the jobs in the order they were submitted.
         cpus = self.cpus_wanted(JobFile.read(job_file))
         with self._lock:
-            self._lock.wait_for(lambda: self._cpus_free >= cpus)
+            self._lock.wait_for(lambda: self._closed or (self._queue[0] is ticket and self._cpus_free >= cpus))
+            self._queue.remove(ticket)
+            self._lock.notify_all()
+            if self._closed:
+                raise RuntimeError(f"the test run ended before {job_file.name} was submitted")
             self._cpus_free -= cpus
         try:
             return self._sbatch_wait(job_file, dict(export), script_args)
@@ -224,6 +233,8 @@ class LocalSlurm:
         """Submit nothing more, and stop the `sbatch --wait` of jobs nobody waited for."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
+            self._closed = True
+            self._lock.notify_all()
             for process in self._waiting:
                 process.terminate()
 
