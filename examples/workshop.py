@@ -88,7 +88,10 @@ def existing_folder(text: str) -> Path:
 
 def make_parser(description: str, default_out: str) -> ArgumentParser:
     """A parser that already knows the options every example shares."""
-    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # allow_abbrev=False: a misspelt option such as --epoch is an error, not a silent --epochs.
+    parser = ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -255,6 +258,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.fchmod(handle, _permissions_for_new_file())
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -263,6 +268,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _permissions_for_new_file() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -28,6 +28,8 @@ BAD_JOB_FILES = REPO / "tests" / "bad_job_files"
 
 # A test over zero job files must fail, not pass: the one parameter `None` then stands for "none found".
 EVERY_JOB_FILE = [pytest.param(p, id=p.name) for p in JOB_FILES] or [pytest.param(None, id="no-job-files")]
+# Shell scripts beside the job files (e.g. submit_sweep.sh) are copied onto Puma too: shellcheck them as well.
+EVERY_SHELL_FILE = EVERY_JOB_FILE + [pytest.param(p, id=p.name) for p in sorted((REPO / "slurm").glob("*.sh"))]
 EVERY_RUNNABLE_JOB_FILE = [pytest.param(p, id=p.name) for p in RUNNABLE] or [pytest.param(None, id="no-runnable-job-files")]
 RUNS_AN_EXAMPLE = re.compile(r"\bpython3?\s+examples/\w+\.py\b")
 
@@ -54,7 +56,7 @@ def submitted(slurm_cluster, request):
 # ------------------------------------------------------------------------------------------------
 # 1. shellcheck
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("job_file", EVERY_JOB_FILE)
+@pytest.mark.parametrize("job_file", EVERY_SHELL_FILE)
 def test_job_file_is_shellcheck_clean(job_file):
     require(job_file)
     if not shutil.which("shellcheck"):
