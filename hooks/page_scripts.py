@@ -2,10 +2,11 @@
 
 Both libraries are served by the site itself (scripts/vendor_js.sh puts them in
 docs/assets/vendor/). A page with a diagram gets Mermaid, a page with an equation gets MathJax;
-every other page loads neither, so it stays small. Material draws the diagrams itself as soon as
-a global `mermaid` exists (otherwise it would fetch Mermaid from a CDN), so Mermaid is placed
-before Material's bundle; the MathJax configuration needs Material's `document$`, so MathJax
-comes after it.
+every other page loads neither, so it stays small. Each comes with a small loader
+(docs/javascripts/) that fetches the library only after the page's `load` event: the text is
+there at once, diagrams and equations a moment later. Material draws the diagrams with the
+global `mermaid` (without one it would fetch Mermaid from a CDN), so the Mermaid loader goes
+before Material's bundle; the MathJax configuration uses Material's `document$`, so it goes after.
 """
 
 import re
@@ -33,14 +34,17 @@ def on_post_page(output: str, page, config) -> str:
         return get_relative_url(path, page.url)
 
     if 'class="mermaid"' in output:
-        mermaid = f'<script src="{src(_vendored(docs_dir, "mermaid", "mermaid.min.js"))}"></script>\n'
+        mermaid = (
+            f'<script src="{src("javascripts/mermaid-loader.js")}" '
+            f'data-src="{src(_vendored(docs_dir, "mermaid", "mermaid.min.js"))}"></script>\n'
+        )
         output, count = BUNDLE.subn(lambda m: mermaid + m.group(0), output, count=1)
         if count != 1:
             raise PluginError(f"{page.file.src_uri}: Material's bundle script not found")
     if 'class="arithmatex"' in output:
         mathjax = (
-            f'<script src="{src("javascripts/mathjax-config.js")}"></script>\n'
-            f'<script src="{src(_vendored(docs_dir, "mathjax", "tex-chtml.js"))}"></script>\n'
+            f'<script src="{src("javascripts/mathjax-config.js")}" '
+            f'data-src="{src(_vendored(docs_dir, "mathjax", "tex-chtml.js"))}"></script>\n'
         )
         output = output.replace("</body>", mathjax + "</body>", 1)
     return output
