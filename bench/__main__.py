@@ -17,7 +17,7 @@ SECTIONS_FIRST = ["site"]  # cheap sections first; the rest alphabetically
 
 def main() -> None:
     available = sorted(
-        (m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name not in ("table", "__main__")),
+        (m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name != "table" and not m.name.startswith("_")),
         key=lambda name: (name not in SECTIONS_FIRST, name),
     )
     wanted = sys.argv[1:] or available

@@ -15,41 +15,19 @@ measured, with the hardware in metrics.json.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from bench._common import REPO, RESULTS, keep, local_slurm
 from bench.table import Row
 
-REPO = Path(__file__).resolve().parent.parent
 SECTION = "scaling_ddp"
-RESULTS = REPO / "docs" / "results"
 ACCURACY_TOLERANCE = 0.01
 JOB_TIMEOUT_S = 900
-
-
-@contextlib.contextmanager
-def local_slurm():
-    """A throwaway local Slurm and a scratch copy of the repository; both gone afterwards."""
-    sys.path.insert(0, str(REPO / "tests"))  # the tests' own cluster and scratch copy, as the tests import them
-    from slurm_cluster import SlurmCluster, missing_requirements
-    from slurm_fixtures import scratch_copy
-
-    problem = missing_requirements()
-    if problem:
-        raise RuntimeError(f"the benchmark submits job files to a local Slurm: {problem}")
-    cluster = SlurmCluster.start(owner=os.getpid())
-    scratch = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
-    try:
-        yield cluster, scratch_copy(scratch / "repo")
-    finally:
-        cluster.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def submit_unchanged(cluster, scratch: Path, job_file: str, *args: str) -> str:
@@ -65,14 +43,6 @@ def submit_unchanged(cluster, scratch: Path, job_file: str, *args: str) -> str:
         logs = "\n".join(path.read_text()[-2000:] for path in scratch.glob(f"*_{job_id}*.out"))
         raise RuntimeError(f"{job_file} failed ({result.returncode}): {result.stderr}\n{logs}")
     return job_id
-
-
-def keep(source: Path, name: str) -> dict:
-    """Copy a run's results into docs/results/<name>/ (replacing the old ones); return its metrics."""
-    target = RESULTS / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
-    return json.loads((target / "metrics.json").read_text())
 
 
 def rows() -> list[Row]:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 
-from bench.scaling_ddp import REPO, RESULTS, local_slurm
+from bench._common import REPO, RESULTS, local_slurm
 from bench.table import Row
 
 SECTION = "scaling_sweep"

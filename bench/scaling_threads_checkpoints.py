@@ -19,20 +19,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from bench._common import REPO, RESULTS, keep, local_slurm
 from bench.table import Row
 
-REPO = Path(__file__).resolve().parent.parent
 SECTION = "scaling_threads_checkpoints"
-RESULTS = REPO / "docs" / "results"
 CHECKPOINT_SHARE_TARGET = 0.10
 TIMEOUT_S = 900
 
@@ -81,17 +78,7 @@ def run_thread_scaling() -> dict:
 
 def run_checkpoint_jobs() -> tuple[dict, dict, bool]:
     """Two full-mode jobs on a throwaway local Slurm: one uninterrupted, one requeued mid-training."""
-    sys.path.insert(0, str(REPO / "tests"))  # the tests' own cluster and scratch copy
-    from slurm_cluster import SlurmCluster, missing_requirements
-    from slurm_fixtures import scratch_copy
-
-    problem = missing_requirements()
-    if problem:
-        raise RuntimeError(f"the benchmark submits job files to a local Slurm: {problem}")
-    cluster = SlurmCluster.start()
-    scratch = Path(tempfile.mkdtemp(prefix="bench-checkpoint-"))
-    try:
-        repo = scratch_copy(scratch / "repo")
+    with local_slurm("bench-checkpoint-") as (cluster, repo):
         environment = {key: value for key, value in cluster.environment().items() if key != "WORKSHOP_QUICK"}
 
         def slurm(*command: str, check: bool = True) -> str:
@@ -113,17 +100,12 @@ def run_checkpoint_jobs() -> tuple[dict, dict, bool]:
         wait_for(lambda: finished(requeued) and finished(reference), "both jobs to end")
         folders = {job: repo / "results" / f"checkpoint_requeue_{job}" for job in (reference, requeued)}
         identical = same_training(folders[reference], folders[requeued])
-        for job, name in ((reference, "checkpoint_requeue_uninterrupted"), (requeued, "checkpoint_requeue")):
+        for job in (reference, requeued):
             if not (repo / f"checkpoint_requeue_{job}.out").read_text().splitlines()[-1].startswith("result:"):
                 raise RuntimeError(f"job {job} did not end with a result line; see {repo}")
-            keep(folders[job], RESULTS / name)
-        requeued_metrics, reference_metrics = (
-            json.loads((RESULTS / name / "metrics.json").read_text()) for name in ("checkpoint_requeue", "checkpoint_requeue_uninterrupted")
-        )
+        reference_metrics = keep(folders[reference], "checkpoint_requeue_uninterrupted")
+        requeued_metrics = keep(folders[requeued], "checkpoint_requeue")
         return requeued_metrics, reference_metrics, identical
-    finally:
-        cluster.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def same_training(reference: Path, resumed: Path) -> bool:
@@ -136,14 +118,6 @@ def same_training(reference: Path, resumed: Path) -> bool:
         and models[0].keys() == models[1].keys()
         and all(torch.equal(models[0][name], models[1][name]) for name in models[0])
     )
-
-
-def keep(source: Path, target: Path) -> None:
-    """The run's metrics.json and figures into docs/results/<name>/ (no checkpoint or model files)."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for path in [source / "metrics.json", *source.glob("*.png")]:
-        shutil.copy2(path, target / path.name)
 
 
 def wait_for(condition, what: str, timeout: float = TIMEOUT_S) -> None:

@@ -1,0 +1,48 @@
+"""Pieces the benchmark sections share (modules named with a leading _ are not sections)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "docs" / "results"  # full runs shown on the site
+
+
+@contextlib.contextmanager
+def local_slurm(prefix: str = "bench-slurm-"):
+    """A throwaway local Slurm (the tests' own) and a scratch copy of the repository to submit
+    from; both are gone afterwards. Yields (cluster, scratch repository)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from slurm_cluster import SlurmCluster, missing_requirements
+    from slurm_fixtures import scratch_copy
+
+    problem = missing_requirements()
+    if problem:
+        raise RuntimeError(f"the benchmark submits job files to a local Slurm: {problem}")
+    cluster = SlurmCluster.start()
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield cluster, scratch_copy(scratch / "repo")
+    finally:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+SHOWN_ON_THE_SITE = ("metrics.json", "*.png", "*.csv")
+
+
+def keep(source: Path, name: str) -> dict:
+    """Copy a run's metrics.json, figures and tables into docs/results/<name>/ (replacing the old
+    ones; checkpoints and models stay behind); return its metrics."""
+    target = RESULTS / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for pattern in SHOWN_ON_THE_SITE:
+        for path in source.glob(pattern):
+            shutil.copy2(path, target / path.name)
+    return json.loads((target / "metrics.json").read_text())
