@@ -206,7 +206,7 @@ def check_resumed_mid_training(job: Job) -> None:
     assert "start 2 of this job (SLURM_RESTART_COUNT=1)" in log, job.explain()
     resumed = re.search(r"^resuming from \S+: epoch (\d+), batch (\d+)$", log, re.MULTILINE)
     assert resumed and 2 < int(resumed.group(1)) <= int(EPOCHS), f"did not resume mid-training\n{job.explain()}"
-    assert f"starts=2" in log.splitlines()[-1], job.explain()
+    assert "starts=2" in log.splitlines()[-1], job.explain()
 
 
 @pytest.mark.slurm

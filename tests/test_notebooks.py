@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
