@@ -41,9 +41,10 @@ PAPER_REL_L2_ERROR = 6.7e-4  # Raissi et al. 2019, their 9-layer network with 10
 SLICE_TIMES = (0.25, 0.50, 0.75)  # the slices of the paper's Figure 1
 
 # Full run / --quick: the defaults of the options below. Both are capped by iteration counts, not
-# by wall time, so they give the same result on a fast laptop and on a busy node. The full run's
-# last L-BFGS iterations are in float64: in float32, L-BFGS stalls near an error of 6e-4.
-FULL = {"layers": 8, "width": 20, "points": 10_000, "adam_steps": 300, "lbfgs_steps": 8_000, "float64_steps": 3_000}
+# by wall time, so they give the same result on a fast laptop and on a busy node. A run also ends
+# when L-BFGS stalls (no step lowers the loss any more), unless --float64-steps asks float64 to
+# take over from there.
+FULL = {"layers": 8, "width": 20, "points": 10_000, "adam_steps": 300, "lbfgs_steps": 8_000, "float64_steps": 0}
 QUICK = {"layers": 8, "width": 20, "points": 4_000, "adam_steps": 200, "lbfgs_steps": 1_000, "float64_steps": 0}
 
 
@@ -55,13 +56,14 @@ def main() -> None:
         ("points", "collocation points where the PDE residual is enforced"),
         ("adam-steps", "Adam warm-up steps"),
         ("lbfgs-steps", "L-BFGS iterations after the warm-up"),
-        ("float64-steps", "how many of the L-BFGS iterations, at the end, run in float64 (with --dtype float32)"),
+        ("float64-steps", "L-BFGS iterations at the end in float64, or more if float32 stalls before (with --dtype float32)"),
     ]:
         key = name.replace("-", "_")
+        quick = f"; {QUICK[key]} with --quick" if QUICK[key] != FULL[key] else ""
         parser.add_argument(
             f"--{name}",
             type=workshop.non_negative_int if name.endswith("steps") else workshop.positive_int,
-            help=f"{help_text} (default: {FULL[key]}; {QUICK[key]} with --quick)",
+            help=f"{help_text} (default: {FULL[key]}{quick})",
         )
     parser.add_argument(
         "--data-points",
@@ -297,13 +299,15 @@ def train(model: BurgersPINN, relative_error, settings: dict, log_every: int) ->
     history = [{"step": 0, "time_s": 0.0, "loss": model.loss().item(), "rel_l2_error": relative_error(), "phase": "start"}]
     workshop.log(f"untrained network: loss {history[0]['loss']:.4g}  rel_l2_error {history[0]['rel_l2_error']:.4g}")
     step, elapsed = 0, 0.0  # training time only: the error checks in between are not counted
+    handed_on = 0  # L-BFGS steps that a stalled float32 phase leaves to the float64 phase
     for phase, steps in phases:
+        steps += handed_on
         if steps == 0:
             continue
         if phase == "lbfgs-float64" and model.collocation.dtype != torch.float64:
             model.double()  # the same weights and points, in float64 from here on
-            workshop.log("switching to float64 for the last L-BFGS steps")
-        optimizer = make_optimizer(phase, model, log_every)
+            workshop.log(f"switching to float64 for the last {steps} L-BFGS steps")
+        optimizer = make_optimizer(phase, model)
         done = 0
         while done < steps:
             block_start = time.perf_counter()
@@ -314,16 +318,25 @@ def train(model: BurgersPINN, relative_error, settings: dict, log_every: int) ->
             loss, error = model.loss().item(), relative_error()
             history.append({"step": step, "time_s": round(elapsed, 3), "loss": loss, "rel_l2_error": error, "phase": phase})
             progress.step(step, items=made, loss=loss, rel_l2_error=error)
+            if made < block:
+                # L-BFGS found no step that lowers the loss: at this precision it is stuck for good.
+                handed_on = steps - done if phase == "lbfgs" and settings["float64_steps"] else 0
+                workshop.log(
+                    f"L-BFGS stalled at step {step} in {str(model.collocation.dtype).removeprefix('torch.')}; "
+                    + ("float64 takes over now" if handed_on else "training ends here")
+                )
+                break
+        if done < steps and not handed_on:
+            break
     return history
 
 
-def make_optimizer(phase: str, model: BurgersPINN, log_every: int) -> torch.optim.Optimizer:
+def make_optimizer(phase: str, model: BurgersPINN) -> torch.optim.Optimizer:
     if phase == "adam":
         return torch.optim.Adam(model.parameters(), lr=1e-3)
     return torch.optim.LBFGS(
         model.parameters(),
         lr=1.0,
-        max_iter=log_every,
         history_size=50,
         tolerance_grad=0.0,  # never stop early: the run is capped by its iteration count
         tolerance_change=0.0,
@@ -340,7 +353,7 @@ def adam_steps(adam: torch.optim.Adam, model: BurgersPINN, steps: int) -> int:
 
 
 def lbfgs_steps(lbfgs: torch.optim.LBFGS, model: BurgersPINN, steps: int) -> int:
-    """Up to `steps` L-BFGS iterations (fewer if its line search used up its evaluations)."""
+    """`steps` L-BFGS iterations, or fewer if it stalls: no step along its direction lowers the loss."""
 
     def closure() -> torch.Tensor:
         lbfgs.zero_grad()
@@ -348,8 +361,8 @@ def lbfgs_steps(lbfgs: torch.optim.LBFGS, model: BurgersPINN, steps: int) -> int
         loss.backward()
         return loss
 
-    # Room for the line searches' extra evaluations, so that a block is `steps` iterations.
-    lbfgs.param_groups[0].update(max_iter=steps, max_eval=4 * steps)
+    # Room for every line search (at most 25 evaluations each), so that only a stall ends a block early.
+    lbfgs.param_groups[0].update(max_iter=steps, max_eval=25 * steps)
     state = lbfgs.state[lbfgs.param_groups[0]["params"][0]]  # L-BFGS keeps its memory across calls
     before = state.get("n_iter", 0)
     lbfgs.step(closure)
@@ -409,14 +422,14 @@ def plot_error(path: Path, x: np.ndarray, t: np.ndarray, error: np.ndarray) -> N
 def plot_training(path: Path, history: list[dict]) -> None:
     times = [row["time_s"] for row in history]
     figure, axes = plt.subplots(figsize=(7, 3.6))
-    names = {"adam": " Adam", "lbfgs": " L-BFGS", "lbfgs-float64": " L-BFGS, float64"}
+    switches = {"lbfgs": " Adam → L-BFGS", "lbfgs-float64": " float32 → float64"}
     axes.semilogy(times, [row["loss"] for row in history], label="loss")
     axes.semilogy(times, [row["rel_l2_error"] for row in history], label="relative L2 error vs exact")
     axes.axhline(PAPER_REL_L2_ERROR, color="gray", linestyle=":", label=f"paper's error {PAPER_REL_L2_ERROR:g}")
-    for before, after in zip(history, history[1:]):
+    for before, after in zip(history[1:], history[2:]):
         if before["phase"] != after["phase"]:  # a new phase starts: mark it
             axes.axvline(before["time_s"], color="k", linewidth=0.8, linestyle="--")
-            axes.annotate(names[after["phase"]], (before["time_s"], 0.98), xycoords=("data", "axes fraction"), fontsize=8, va="top")
+            axes.annotate(switches[after["phase"]], (before["time_s"], 0.98), xycoords=("data", "axes fraction"), fontsize=8, va="top")
     axes.set(xlabel="training time (s)", title="Loss and error during training")
     axes.legend(fontsize=8)
     workshop.save_figure(figure, path)
