@@ -92,9 +92,8 @@ def run_checkpoint_jobs() -> tuple[dict, dict, bool]:
 
         def finished(job_id: str) -> bool:
             # squeue fails ("Invalid job id") once Slurm has forgotten an ended job: also done
+            # (a requeued job waits for its old launch credential to expire: 10 s on this cluster)
             state = slurm("squeue", "--noheader", "--jobs", job_id, "--format=%T %r", check=False).strip()
-            if state == "PENDING BeginTime":  # Slurm holds a requeued job ~2 min; start it now
-                slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")
             return not state
 
         wait_for(lambda: finished(requeued) and finished(reference), "both jobs to end")

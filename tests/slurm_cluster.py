@@ -282,7 +282,10 @@ def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, mung
         "SlurmdUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={munge_socket}",
+        # cred_expire: a requeued job is held until the launch credential of its last start has
+        # expired (120 s by default). 10 s lets the requeue tests finish quickly; starting the
+        # job earlier by hand (scontrol update StartTime=now) races with that credential.
+        f"AuthInfo=socket={munge_socket},cred_expire=10",
         f"StateSaveLocation={root}/state",
         f"SlurmdSpoolDir={root}/spool",
         f"SlurmctldPidFile={root}/run/slurmctld.pid",
