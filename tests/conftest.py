@@ -1,7 +1,9 @@
-"""Shared test fixtures and helpers. Fixtures for the site live in test_site*.py's conftest
-section below; the local Slurm cluster in slurm_cluster.py."""
+"""Shared test fixtures and helpers. The site's fixtures are in site_fixtures.py, the local Slurm's
+in slurm_fixtures.py and slurm_cluster.py; helpers to run an example script are at the end."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,29 @@ def skip_or_fail(reason: str):
 
 # Fixture modules, one per area (each helper adds its own line).
 pytest_plugins = ["slurm_fixtures", "site_fixtures"]
+
+
+# Running an example script as a user would, and checking how it refuses bad input.
+def run_script(script: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run examples/<script> from the repository root on one thread (the tests share two cores),
+    with no quick mode from the environment unless `--quick` is given."""
+    environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg"}
+    environment.pop("WORKSHOP_QUICK", None)
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=timeout
+    )
+
+
+def assert_refused_in_one_line(process: subprocess.CompletedProcess, named: str) -> None:
+    """Bad input: exit status 2, one line on stderr that names the problem, no traceback, no result."""
+    assert process.returncode == 2, f"exit status {process.returncode}, expected 2:\n{process.stderr}"
+    assert len(process.stderr.strip().splitlines()) == 1, f"expected one line on stderr:\n{process.stderr}"
+    assert named in process.stderr and "Traceback" not in process.stderr, process.stderr
+    assert "result:" not in process.stdout
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nobody can create, not even root (as the tests run): one under a regular file."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    return blocker / "results"

@@ -7,9 +7,7 @@ Each run is a subprocess with one thread (SLURM_CPUS_PER_TASK=1): the tests shar
 """
 
 import json
-import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 SCRIPT = REPO / "examples" / "digits_cnn.py"
 GPU_JOB_FILE = REPO / "slurm" / "digits_cnn_gpu.sbatch"
@@ -29,11 +27,7 @@ GENERATED_PER_CLASS = 8
 
 
 def run_example(*args: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg"}
-    environment.pop("WORKSHOP_QUICK", None)
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=300
-    )
+    return run_script(SCRIPT, *args)
 
 
 def succeeded(process: subprocess.CompletedProcess) -> str:
