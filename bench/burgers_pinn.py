@@ -13,16 +13,12 @@ error around 1e-2.
 BENCH_SEEDS=1 runs the full mode for seed 0 only (about a third of the time, no median).
 """
 
-import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_example
 from bench.table import Row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,30 +31,6 @@ QUICK_TARGET_S = 60
 QUICK_ERROR_TARGET = 2e-2  # "around 1e-2 or better"
 
 
-def run_example(out: Path, *args: str, threads: str | None = None) -> tuple[dict, float, float]:
-    """Run the example to the end; its metrics.json, the wall time and the CPU time in seconds
-    (imports included; the CPU time shows how much of the wall time was waiting for a busy machine)."""
-    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_QUICK"}
-    if threads is not None:
-        environment["SLURM_CPUS_PER_TASK"] = threads
-    environment["MPLBACKEND"] = "Agg"
-    started = time.perf_counter()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    process = subprocess.run(
-        [sys.executable, "examples/burgers_pinn.py", "--out", str(out), *args],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    if process.returncode != 0:
-        raise RuntimeError(f"burgers_pinn {' '.join(args)} failed ({process.returncode}):\n{process.stderr[-2000:]}")
-    return json.loads((REPO / out / "metrics.json").read_text()), seconds, cpu_seconds
-
-
 def rows() -> list[Row]:
     seeds = range(int(os.environ.get("BENCH_SEEDS", "3")))
     full = []
@@ -66,8 +38,8 @@ def rows() -> list[Row]:
         for seed in seeds:
             # Seed 0 is the default: its command line is the one the page shows.
             out, args = (RESULTS, ()) if seed == 0 else (Path(scratch) / f"seed{seed}", ("--seed", str(seed)))
-            full.append(run_example(out, *args))
-        quick, quick_s, quick_cpu_s = run_example(Path(scratch) / "quick", "--quick", threads="1")
+            full.append(run_example("burgers_pinn", out, *args))
+        quick, quick_s, quick_cpu_s = run_example("burgers_pinn", Path(scratch) / "quick", "--quick", threads="1")
 
     errors = [metrics["rel_l2_error"] for metrics, _, _ in full]
     seconds = [wall for _, wall, _ in full]

@@ -7,15 +7,10 @@ validation set only); the shortcut model loses a clear share of the test digits 
 gone while the clean model does not; the quick mode takes at most 60 s here, imports included.
 """
 
-import json
-import os
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_example
 from bench.table import Row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,32 +20,10 @@ SHORTCUT_DROP_TARGET = 0.10  # accuracy the shortcut model must lose without its
 CLEAN_DROP_LIMIT = 0.03  # and the most the clean model may lose
 
 
-def run(out: Path, *args: str) -> tuple[dict, float, float]:
-    """Run the example to the end; return its metrics.json, the wall time and the CPU time in
-    seconds (the CPU time shows how much of the wall time was waiting for a busy machine)."""
-    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_QUICK"}
-    environment["SLURM_CPUS_PER_TASK"] = "1"
-    started = time.perf_counter()
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    process = subprocess.run(
-        [sys.executable, "examples/confident_wrong_biased.py", "--out", str(out), *args],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_seconds = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    if process.returncode != 0:
-        raise RuntimeError(f"confident_wrong_biased {' '.join(args)} failed ({process.returncode}):\n{process.stderr[-2000:]}")
-    return json.loads((out / "metrics.json").read_text()), seconds, cpu_seconds
-
-
 def rows() -> list[Row]:
-    full, full_s, full_cpu_s = run(REPO / "docs" / "results" / "confident_wrong_biased")
+    full, full_s, full_cpu_s = run_example("confident_wrong_biased", REPO / "docs" / "results" / "confident_wrong_biased", threads="1")
     with tempfile.TemporaryDirectory() as scratch:
-        _, quick_s, quick_cpu_s = run(Path(scratch), "--quick")
+        _, quick_s, quick_cpu_s = run_example("confident_wrong_biased", Path(scratch), "--quick", threads="1")
 
     shortcut, clean = full["shortcut_model"], full["clean_model"]
     drop, clean_drop = full["shortcut_drop_without_tag"], full["clean_drop_without_tag"]

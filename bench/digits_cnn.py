@@ -6,14 +6,10 @@ digits right in full mode; quick mode at most 60 s here, imports included. Both 
 CPUs this process may use (SLURM_CPUS_PER_TASK if set, else its CPU affinity).
 """
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_example
 from bench.table import Row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,27 +19,10 @@ ACCURACY_TARGET = 0.985
 QUICK_TARGET_S = 60
 
 
-def run_example(out: Path, *args: str) -> tuple[dict, float]:
-    """Run the example to the end; its metrics.json and the wall time in seconds, imports included."""
-    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_QUICK"}
-    started = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, "examples/digits_cnn.py", "--out", str(out), *args],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"digits_cnn {' '.join(args)} failed ({process.returncode}):\n{process.stderr[-2000:]}")
-    return json.loads((REPO / out / "metrics.json").read_text()), seconds
-
-
 def rows() -> list[Row]:
-    full, full_s = run_example(RESULTS)
+    full, full_s, _ = run_example("digits_cnn", RESULTS)
     with tempfile.TemporaryDirectory() as scratch:
-        quick, quick_s = run_example(Path(scratch), "--quick")
+        quick, quick_s, _ = run_example("digits_cnn", Path(scratch), "--quick")
     threads = full["run"]["threads"]
     return [
         Row(

@@ -6,14 +6,10 @@ quick runs go to a temporary folder. Targets (issue 4): the species model gets a
 the held-out penguins right; each quick mode takes at most 60 s here, imports included.
 """
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import run_example
 from bench.table import Row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,30 +19,13 @@ QUICK_TARGET_S = 60
 SPECIES_TARGET = 0.97
 
 
-def run(example: str, out: Path, *args: str) -> tuple[dict, float]:
-    """Run examples/<example>.py to the end; return its metrics.json and the wall time in seconds."""
-    environment = {key: value for key, value in os.environ.items() if key != "WORKSHOP_QUICK"}
-    started = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, f"examples/{example}.py", "--out", str(out), *args],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{example} {' '.join(args)} failed ({process.returncode}):\n{process.stderr[-2000:]}")
-    return json.loads((REPO / out / "metrics.json").read_text()), seconds
-
-
 def rows() -> list[Row]:
     full, full_s, quick_s = {}, {}, {}
     for example in EXAMPLES:
         # Relative to the repository, so metrics.json records the command as a reader would type it.
-        full[example], full_s[example] = run(example, Path("docs", "results", example))
+        full[example], full_s[example], _ = run_example(example, Path("docs", "results", example))
         with tempfile.TemporaryDirectory() as scratch:
-            _, quick_s[example] = run(example, Path(scratch), "--quick")
+            _, quick_s[example], _ = run_example(example, Path(scratch), "--quick")
 
     species, clustering = full["penguin_species"], full["penguin_clustering"]
     table = [
