@@ -1,15 +1,12 @@
-"""Small helpers that every example of the workshop shares.
+"""The run's plumbing, shared by every example: nothing here is machine learning.
 
-Each example script stays a lesson you can read top to bottom; the few chores that would
-otherwise be copied into each of them live here:
+- the options every example takes (`--quick`, `--seed`, `--out`) and one-line errors;
+- the CPUs the job was given, and the device (GPU or CPU) to run on;
+- a progress line a person can follow in a Slurm log;
+- results written so that a crash never leaves half a file.
 
-- the command line every example understands (`--quick`, `--seed`, `--out`) and one-line errors;
-- how many CPU threads the job was given, and which device (GPU or CPU) to train on;
-- seeding, progress lines a person can follow in a Slurm log;
-- writing results atomically (a crash never leaves half a file), and `metrics.json` with the
-  command, hardware and time of the run.
-
-Nothing here imports torch at the top, so scikit-learn examples use it without paying for torch.
+Pages show the named parts they explain (`--8<-- "examples/workshop.py:threads"`), never the
+whole file. Nothing here imports torch at the top, so scikit-learn examples do not pay for it.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import io
 import json
 import os
 import platform
-import random
 import shlex
 import socket
 import sys
@@ -31,13 +27,7 @@ from pathlib import Path
 QUICK_ENVIRONMENT_VARIABLE = "WORKSHOP_QUICK"
 
 
-# --------------------------------------------------------------------------------------------
-# The command line
-# --------------------------------------------------------------------------------------------
-class UsageError(Exception):
-    """Bad input from the user: reported as one line on stderr and exit status 2."""
-
-
+# --8<-- [start:options]
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with errors on one line (what is wrong and where to look) and exit status 2."""
 
@@ -45,53 +35,10 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number of at least 0 (a count that may be switched off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number greater than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
-
-
-def existing_folder(text: str) -> Path:
-    """An argparse type: a folder that exists (a data set, say)."""
-    path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is not a folder (check the path, or copy the data there first)")
-    return path
-
-
 def make_parser(description: str, default_out: str) -> ArgumentParser:
-    """A parser that already knows the options every example shares."""
+    """A parser that already knows the three options every example takes."""
     # allow_abbrev=False: a misspelt option such as --epoch is an error, not a silent --epochs.
-    parser = ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    parser = ArgumentParser(description=description, allow_abbrev=False)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -99,64 +46,69 @@ def make_parser(description: str, default_out: str) -> ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same results (default: 0)")
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(default_out),
-        help=f"folder for metrics.json and the figures (default: {default_out})",
+        "--out", type=Path, default=Path(default_out), help=f"folder for metrics.json and the figures (default: {default_out})"
     )
     return parser
 
 
-def parse_args(parser: ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line, switch on quick mode from the environment, and check `--out`.
+def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> argparse.Namespace:
+    """Read the command line; with --quick, `quick_defaults` replace the defaults of those options.
 
-    Inside Jupyter (the notebook form of an example) the kernel's own arguments are not ours,
-    so the defaults are used.
+    An option given on the command line always wins: `--quick --epochs 7` trains 7 epochs.
+    In Jupyter (the notebook form of an example) the kernel's arguments are not ours: defaults.
     """
-    if argv is None and "ipykernel" in sys.modules:
-        argv = []
+    argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         args.quick = True
-    try:
-        ensure_writable_folder(args.out)
-    except UsageError as error:
-        parser.error(str(error))
+    if args.quick and quick_defaults:
+        parser.set_defaults(**quick_defaults)
+        args = parser.parse_args(argv)
+        args.quick = True
+    try:  # fail now, not after an hour of training
+        args.out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as error:
+        parser.error(f"cannot write to --out {args.out}: {error.strerror or error}; choose a folder you can write to")
     return args
 
 
-def ensure_writable_folder(folder: Path) -> None:
-    """Create `folder` if needed and prove we can write there, before any long computation."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise UsageError(f"cannot write to --out {folder}: {reason}; choose a folder you can write to") from None
+def refuse(message: str) -> None:
+    """Stop on bad input: one line on stderr saying what is wrong and what to do, exit status 2."""
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
-def run_main(main) -> None:
-    """Run an example's main(): bad input and Ctrl-C end with one line, not a traceback."""
-    try:
-        main()
-    except UsageError as error:
-        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+def at_least(minimum: float, kind=int):
+    """An argparse type: a number (`kind`) of at least `minimum`, e.g. `type=at_least(1)`."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be {minimum} or more")
+        return value
+
+    return parse
 
 
-# --------------------------------------------------------------------------------------------
-# What the job was given: CPUs, device
-# --------------------------------------------------------------------------------------------
+def positive_float(text: str) -> float:
+    """An argparse type: a number greater than 0 (a learning rate, a width)."""
+    value = at_least(float("-inf"), float)(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+# --8<-- [end:options]
+
+
+# --8<-- [start:threads]
 def cpus_from_allocation() -> int:
-    """The number of CPUs this process may use.
+    """The CPUs this process may use: Slurm's --cpus-per-task, else the CPUs it may run on.
 
-    In a Slurm job that is `--cpus-per-task` (SLURM_CPUS_PER_TASK); elsewhere, the CPUs this
-    process is allowed to run on (its affinity). Never os.cpu_count(): on a shared node that is
-    every core of the machine, most of them given to other people's jobs.
+    Never os.cpu_count(): on a shared node that counts every core, most of them other people's.
     """
     available = len(os.sched_getaffinity(0))
     from_slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
@@ -165,56 +117,69 @@ def cpus_from_allocation() -> int:
     return available
 
 
-def use_allocated_threads() -> int:
-    """Tell torch to use exactly the CPUs of the allocation, and say so."""
+def use_allocated_threads(loader_workers: int = 0) -> int:
+    """Give torch the allocation's CPUs, less one per data-loader worker, and say so."""
     import torch
 
-    threads = cpus_from_allocation()
+    cpus = cpus_from_allocation()
+    threads = max(1, cpus - loader_workers)
     torch.set_num_threads(threads)
-    log(f"threads: {threads} (from {'SLURM_CPUS_PER_TASK' if 'SLURM_CPUS_PER_TASK' in os.environ else 'CPU affinity'})")
+    source = "SLURM_CPUS_PER_TASK" if "SLURM_CPUS_PER_TASK" in os.environ else "CPU affinity"
+    log(f"threads: {threads} torch + {loader_workers} loader workers = {cpus} CPUs (from {source})")
     return threads
+# --8<-- [end:threads]
+
+
+# --8<-- [start:device]
+PUMA_TORCH_FIX = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 
 
 def pick_device():
-    """The first GPU if torch sees one, else the CPU; the choice is logged either way."""
+    """The first GPU if torch sees one it can run on, else the CPU; the choice is logged.
+
+    A GPU that this PyTorch build has no kernels for (a V100S under a build for newer GPUs)
+    stops the run here, in one line, instead of failing at the first operation.
+    """
     import torch
 
-    if torch.cuda.is_available():
-        device = torch.device("cuda")
-        log(f"device: cuda ({torch.cuda.get_device_name(device)})")
-    else:
+    if not torch.cuda.is_available():
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
         why = f"CUDA_VISIBLE_DEVICES={gpus} but torch sees no CUDA device" if gpus else "no GPU found"
-        device = torch.device("cpu")
         log(f"device: cpu ({why}; running on the CPU)")
-    return device
+        return torch.device("cpu")
+    name = torch.cuda.get_device_name(0)
+    major, minor = torch.cuda.get_device_capability(0)
+    built_for = torch.cuda.get_arch_list()
+    # sm_XY runs on exactly that GPU; compute_XY (PTX) is compiled for any GPU of XY or newer.
+    runs = f"sm_{major}{minor}" in built_for or any(
+        arch.startswith("compute_") and int(arch.split("_")[1]) <= major * 10 + minor for arch in built_for
+    )
+    if not runs:
+        refuse(
+            f"the GPU {name} (sm_{major}{minor}) has no kernels in this PyTorch {torch.__version__} "
+            f"(built for {' '.join(built_for)}); on Puma install the CUDA 12.6 build: {PUMA_TORCH_FIX}"
+        )
+    log(f"device: cuda ({name}, sm_{major}{minor})")
+    return torch.device("cuda")
+# --8<-- [end:device]
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (if it is loaded) torch, so the same seed gives the same run."""
+    """Seed Python, NumPy and (if it is loaded) torch: the same seed gives the same run."""
+    import random
+
     import numpy as np
 
     random.seed(seed)
     np.random.seed(seed)
     if "torch" in sys.modules:
-        import torch
-
-        torch.manual_seed(seed)
+        sys.modules["torch"].manual_seed(seed)
 
 
-# --------------------------------------------------------------------------------------------
-# Progress a person can follow in a Slurm log
-# --------------------------------------------------------------------------------------------
+# --8<-- [start:progress]
 def log(message: str) -> None:
-    """Print one line now (flushed, so it appears in the Slurm log while the job runs)."""
+    """Print one line now: flushed, so it is in the Slurm log while the job runs."""
     print(message, flush=True)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
 class Progress:
@@ -223,43 +188,46 @@ class Progress:
         progress = Progress(total=epochs, unit="images")
         progress.step(epoch, items=len(train_set), loss=0.12, accuracy=0.97)
     prints
-        epoch 3/10  loss 0.1200  accuracy 0.9700  5123 images/s  elapsed 0:00:09  left 0:00:21
+        epoch 3/10  loss 0.12  accuracy 0.97  5123 images/s  elapsed 0:00:09  left 0:00:21
     """
 
-    def __init__(self, total: int, unit: str = "samples", label: str = "epoch"):
-        self.total = total
-        self.unit = unit
-        self.label = label
-        self.started = time.perf_counter()
-        self.last = self.started
+    def __init__(self, total: int, unit: str = "samples", label: str = "epoch", done: int = 0):
+        self.total, self.unit, self.label = total, unit, label
+        self.first = done  # a resumed run counts its time left from where it started again
+        self.started = self.last = time.perf_counter()
 
-    def step(self, done: int, items: int = 0, **metrics: float) -> None:
+    def step(self, done: int, items: int = 0, **metrics) -> None:
         now = time.perf_counter()
         elapsed = now - self.started
         parts = [f"{self.label} {done}/{self.total}"]
         parts += [f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in metrics.items()]
         if items:
             parts.append(f"{items / max(now - self.last, 1e-9):.0f} {self.unit}/s")
-        left = elapsed / done * (self.total - done) if done else 0.0
-        parts += [f"elapsed {format_seconds(elapsed)}", f"left {format_seconds(left)}"]
+        per_step = elapsed / max(done - self.first, 1)
+        parts += [f"elapsed {clock(elapsed)}", f"left {clock(per_step * (self.total - done))}"]
         self.last = now
         log("  ".join(parts))
 
 
-# --------------------------------------------------------------------------------------------
-# Results, written atomically
-# --------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is always either the old file or the whole new one.
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(max(0, round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+# --8<-- [end:progress]
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is
-    renamed over `path` (a rename within one file system is atomic).
+
+# --8<-- [start:results]
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that it is always either the old one or the whole new one.
+
+    The bytes go to a temporary file in the same folder, reach the disk, and the file is renamed
+    over `path`: a rename within one file system is atomic, so a killed job leaves no half file.
     """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.fchmod(handle, _permissions_for_new_file())
+        umask = os.umask(0o22)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -270,34 +238,42 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _permissions_for_new_file() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def save_figure(figure, path: Path) -> None:
-    """Save a matplotlib figure atomically (PNG, 150 dpi) and close it."""
+    """Save a matplotlib figure (PNG, 150 dpi) atomically, and close it."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
     log(f"wrote {path}")
 
 
-def save_torch(obj, path: Path) -> None:
-    """torch.save, atomically: a job killed while saving leaves the previous file intact."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+def write_metrics(out: Path, metrics: dict, started: float, device="cpu", threads: int | None = None, **run) -> None:
+    """Write OUT/metrics.json: the example's numbers, and where, how and how long it ran."""
+    device = str(device)
+    gpu = sys.modules["torch"].cuda.get_device_name(0) if device.startswith("cuda") else None
+    versions = {"python": platform.python_version()}
+    versions |= {name: sys.modules[name].__version__ for name in ("torch", "sklearn", "numpy") if name in sys.modules}
+    script = Path(sys.argv[0])
+    command = ["python3", f"examples/{script.name}" if script.suffix == ".py" else script.name, *sys.argv[1:]]
+    run = {
+        "command": shlex.join(command) if "ipykernel" not in sys.modules else "(notebook)",
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "threads": threads if threads is not None else cpus_from_allocation(),
+        "device": device,
+        "gpu": gpu,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
+        "versions": versions,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "finished": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        **run,
+    }
+    path = Path(out) / "metrics.json"
+    atomic_write_bytes(path, (json.dumps({**metrics, "run": run}, indent=2) + "\n").encode())
+    log(f"wrote {path}")
 
 
 def cpu_model() -> str:
@@ -311,154 +287,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_info(started: float, device: str = "cpu", threads: int | None = None, **extra) -> dict:
-    """Where, how and how long a run was: stored in metrics.json and shown on the example's page."""
-    gpu = None
-    if device.startswith("cuda"):
-        import torch
-
-        gpu = torch.cuda.get_device_name(0)
-    versions = {"python": platform.python_version()}
-    for module in ("torch", "sklearn", "numpy"):
-        if module in sys.modules:
-            versions[module] = sys.modules[module].__version__
-    script = Path(sys.argv[0])
-    command = shlex.join(["python", f"examples/{script.name}" if script.suffix == ".py" else script.name, *sys.argv[1:]])
-    return {
-        "command": command,
-        "host": socket.gethostname(),
-        "cpu": cpu_model(),
-        "threads": threads if threads is not None else cpus_from_allocation(),
-        "device": device,
-        "gpu": gpu,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "versions": versions,
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "finished": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        **extra,
-    }
-
-
-def write_metrics(out: Path, metrics: dict, run: dict) -> Path:
-    """Write DIR/metrics.json: the example's metrics plus a "run" section from run_info()."""
-    path = Path(out) / "metrics.json"
-    atomic_write_text(path, json.dumps({**metrics, "run": run}, indent=2, sort_keys=False) + "\n")
-    log(f"wrote {path}")
-    return path
-
-
 def report_result(**values) -> None:
-    """The last line of every example's output, `result: key=value ...`: what a Slurm log ends with."""
+    """The last line of every run, `result: key=value ...`: what a Slurm log ends with."""
     log("result: " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items()))
-
-
-# --------------------------------------------------------------------------------------------
-# Data the examples share
-# --------------------------------------------------------------------------------------------
-def digits_splits(seed: int, validation: float = 0.2, test: float = 0.2) -> dict:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download), split three ways.
-
-    Returns {"train": (x, y), "validation": (x, y), "test": (x, y)}: x is float32 of shape
-    (n, 1, 8, 8) with pixels scaled to [0, 1], y the int64 labels 0-9. Each part keeps the
-    classes' proportions (stratified), and the same seed gives the same parts.
-    """
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None]  # one channel, as a CNN expects
-    y = digits.target.astype(np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
-    )
-    return {"train": (x_train, y_train), "validation": (x_val, y_val), "test": (x_test, y_test)}
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoints that survive preemption and time limits
-# --------------------------------------------------------------------------------------------
-def rng_states() -> dict:
-    """The random states of Python, NumPy and torch, as tensors and plain values.
-
-    Stored like this, a checkpoint can be read back with torch.load(weights_only=True), which
-    refuses anything else (so loading a file never runs code from it).
-    """
-    import numpy as np
-    import torch
-
-    version, python_state, gauss_next = random.getstate()
-    name, keys, position, has_gauss, cached_gauss = np.random.get_state()
-    states = {
-        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss_next": gauss_next},
-        "numpy": {
-            "name": name,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "position": int(position),
-            "has_gauss": int(has_gauss),
-            "cached_gauss": float(cached_gauss),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict) -> None:
-    """Put back the random states that rng_states() stored."""
-    import numpy as np
-    import torch
-
-    python = states["python"]
-    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
-    numpy = states["numpy"]
-    keys = numpy["keys"].numpy().astype(np.uint32)
-    np.random.set_state((numpy["name"], keys, numpy["position"], numpy["has_gauss"], numpy["cached_gauss"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def load_checkpoint(path: Path) -> dict | None:
-    """The checkpoint saved at `path` with save_torch(), or None when there is none yet.
-
-    weights_only=True: only tensors and plain Python values are read, so a checkpoint file
-    cannot run code when it is loaded.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-class StopSignals:
-    """Remembers that a signal asked the program to stop, so it can save a checkpoint first.
-
-        stop = StopSignals(signal.SIGUSR1, signal.SIGTERM)
-        ...
-        if stop:  # checked at a safe point, e.g. between two batches
-            save_checkpoint(); sys.exit(0)
-
-    The handler only sets a flag: saving from inside a signal handler could interrupt a save
-    already in progress.
-    """
-
-    def __init__(self, *signals: int):
-        import signal
-
-        self.received: str | None = None
-        for number in signals:
-            signal.signal(number, self._remember)
-
-    def _remember(self, number: int, frame) -> None:
-        import signal
-
-        self.received = signal.Signals(number).name
-
-    def __bool__(self) -> bool:
-        return self.received is not None
-
+# --8<-- [end:results]

@@ -2,7 +2,7 @@
 
 An example script with jupytext `# %%` cells *is* the notebook: at build time each one is
 converted (jupytext, "percent" format) into notebooks/<name>.ipynb in the built site, next to a
-copy of workshop.py, the helpers it imports. There is no second copy to keep in step. A page links
+copy of the modules it imports (workshop.py, digits.py). There is no second copy to keep in step. A page links
 to `../notebooks/<name>.ipynb`; the link is checked like any other.
 """
 
@@ -12,7 +12,7 @@ import jupytext
 from mkdocs.structure.files import File
 
 EXAMPLES = Path("examples")
-SHARED_HELPERS = EXAMPLES / "workshop.py"
+SHARED_MODULES = [EXAMPLES / "workshop.py", EXAMPLES / "digits.py"]
 
 
 def notebook_scripts(examples: Path = EXAMPLES) -> list[Path]:
@@ -29,5 +29,6 @@ def to_notebook(script: Path) -> str:
 def on_files(files, config):
     for script in notebook_scripts():
         files.append(File.generated(config, f"notebooks/{script.stem}.ipynb", content=to_notebook(script)))
-    files.append(File.generated(config, f"notebooks/{SHARED_HELPERS.name}", content=SHARED_HELPERS.read_text()))
+    for module in SHARED_MODULES:
+        files.append(File.generated(config, f"notebooks/{module.name}", content=module.read_text()))
     return files

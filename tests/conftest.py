@@ -1,9 +1,11 @@
 """Shared test fixtures and helpers. The site's fixtures are in site_fixtures.py, the local Slurm's
 in slurm_fixtures.py and slurm_cluster.py; helpers to run an example script are at the end."""
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,10 @@ pytest_plugins = ["slurm_fixtures", "site_fixtures"]
 
 
 # Running an example script as a user would, and checking how it refuses bad input.
-def run_script(script: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_script(script: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run examples/<script> from the repository root on one thread (the tests share two cores),
-    with no quick mode from the environment unless `--quick` is given."""
-    environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg"}
+    with no quick mode from the environment unless `--quick` is given; `env` adds variables."""
+    environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg", **(env or {})}
     environment.pop("WORKSHOP_QUICK", None)
     return subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=timeout
@@ -47,3 +49,39 @@ def unwritable_folder(tmp_path: Path) -> Path:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder\n")
     return blocker / "results"
+
+
+def run_example(example, scratch: Path, *extra: str, out: Path | None = None) -> subprocess.CompletedProcess:
+    """Run an example of tests/example_contracts.py: its quick arguments, then `extra`, with --out
+    (default: scratch/out). `{tmp}` in an argument is `scratch`, made ready by the row's `prepare`."""
+    if example.prepare:
+        example.prepare(scratch)
+    args = [arg.format(tmp=scratch) for arg in (*example.quick_args, *extra)]
+    out = out or scratch / "out"
+    return run_script(example.script, *args, "--out", str(out), env=example.environment)
+
+
+@dataclass
+class QuickRun:
+    process: subprocess.CompletedProcess
+    out: Path
+    metrics: dict
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """quick_run(name): the example's quick run from tests/example_contracts.py, run once per session."""
+    from example_contracts import BY_NAME
+
+    runs: dict[str, QuickRun] = {}
+
+    def run(name: str) -> QuickRun:
+        if name not in runs:
+            scratch = tmp_path_factory.mktemp(f"{name}_quick")
+            process = run_example(BY_NAME[name], scratch)
+            metrics_file = scratch / "out" / "metrics.json"
+            metrics = json.loads(metrics_file.read_text()) if process.returncode == 0 and metrics_file.is_file() else {}
+            runs[name] = QuickRun(process, scratch / "out", metrics)
+        return runs[name]
+
+    return run

@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 sys.path.insert(0, str(REPO))
-from hooks.notebooks import SHARED_HELPERS, notebook_scripts, to_notebook  # noqa: E402
+from hooks.notebooks import SHARED_MODULES, notebook_scripts, to_notebook  # noqa: E402
 
 SCRIPTS = notebook_scripts(REPO / "examples")
 INCLUDED_BY_EXAMPLE_PAGES = sorted(
@@ -35,7 +35,8 @@ def test_every_example_page_script_can_be_a_notebook():
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_notebook_form_runs_in_quick_mode_and_writes_its_metrics(script, tmp_path, monkeypatch):
     # The reader's folder: the downloaded notebook beside workshop.py, as the page tells them.
-    shutil.copy(REPO / SHARED_HELPERS, tmp_path)
+    for module in SHARED_MODULES:
+        shutil.copy(REPO / module, tmp_path)
     notebook = nbformat.reads(to_notebook(script), as_version=4)
     monkeypatch.setenv("WORKSHOP_QUICK", "1")
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # one thread: the tests share two cores
