@@ -1,5 +1,7 @@
 """Every example is also a notebook (for Jupyter on Open OnDemand): made from the script by the
-site's hook, and run here in quick mode, as a reader would run it."""
+site's hook, and run here cell by cell in quick mode, as a reader would run it. A notebook is a
+notebook only if most of its cells show something (the data, the model, the loss falling, a
+figure), not just the last one."""
 
 import json
 import re
@@ -20,8 +22,8 @@ INCLUDED_BY_EXAMPLE_PAGES = sorted(
     {
         name
         for page in (REPO / "docs" / "examples").glob("*.md")
-        for name in re.findall(r'--8<--\s+"examples/(\w+)\.py"', page.read_text())
-        if name != "workshop"
+        for name in re.findall(r'(?:--8<--\s+|lesson\()"examples/(\w+)\.py"', page.read_text())
+        if name not in ("workshop", "digits")
     }
 )
 
@@ -43,9 +45,13 @@ def test_notebook_form_runs_in_quick_mode_and_writes_its_metrics(script, tmp_pat
     monkeypatch.setenv("MPLBACKEND", "Agg")
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
 
-    printed = "".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    silent = [cell.source.strip().splitlines()[0] for cell in code_cells if cell.source.strip() and not cell.get("outputs")]
+    assert len(silent) < len(code_cells) / 2, (
+        f"{len(silent)} of {len(code_cells)} code cells show nothing when run; a reader sees output after most cells. "
+        f"Silent cells start with: {silent}"
     )
+    printed = "".join(output.get("text", "") for cell in code_cells for output in cell.get("outputs", []))
     assert re.search(r"^result: ", printed, re.MULTILINE), f"the notebook printed no result line:\n{printed[-2000:]}"
     metrics = json.loads((tmp_path / "results" / script.stem / "metrics.json").read_text())
     assert metrics["run"]["versions"]["python"]
