@@ -43,6 +43,30 @@ class Example:
 
 EXAMPLES = [
     # Each row is kept by the person who changes that example.
+    Example(
+        name="penguin_species",
+        writes=("metrics.json", "features.png", "confusion_matrix.png"),
+        explicit=(("--folds", "4"), "folds", 4),
+        bad_inputs={
+            "folds_not_a_number": (("--folds", "many"), "--folds"),
+            "one_fold": (("--folds", "1"), "--folds"),
+            "more_folds_than_the_rarest_species_has_penguins": (("--folds", "60"), "--folds"),
+            "unknown_option": (("--epochs", "3"), "unrecognized arguments"),
+        },
+    ),
+    Example(
+        name="penguin_clustering",
+        writes=("metrics.json", "clusters.png", "bandwidth.png"),
+        explicit=(("--iterations", "20"), "max_iterations", 20),
+        bad_inputs={
+            "bandwidth_not_a_number": (("--bandwidth", "wide"), "--bandwidth"),
+            "zero_iterations": (("--iterations", "0"), "--iterations"),
+            "more_clusters_than_points": (("--clusters", "400"), "--clusters"),
+            "chunk_smaller_than_one_row_of_kernel_weights": (("--chunk-mb", "0.001"), "--chunk-mb"),
+            "unknown_option": (("--epochs", "3"), "unrecognized arguments"),
+        },
+        varying=("mean_shift_seconds", "mean_shift_ms_per_step"),
+    ),
 ]
 
 BY_NAME = {example.name: example for example in EXAMPLES}
