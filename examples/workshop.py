@@ -239,9 +239,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_figure(figure, path: Path) -> None:
-    """Save a matplotlib figure (PNG, 150 dpi) atomically, and close it."""
+    """Save a matplotlib figure (PNG, 150 dpi) atomically, show it in a notebook, and close it."""
     import matplotlib.pyplot as plt
 
+    if "ipykernel" in sys.modules:  # the notebook form of an example: show the figure in the cell
+        from IPython.display import display
+
+        display(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     plt.close(figure)
