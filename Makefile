@@ -1,5 +1,5 @@
 # The two commands of README.md, and a few for maintainers. Each target sets up what it needs.
-.PHONY: serve test bench build setup setup-tests slurm-up slurm-down clean
+.PHONY: serve test bench results build setup setup-tests slurm-up slurm-down clean
 
 VENV := .venv
 export NO_MKDOCS_2_WARNING := 1
@@ -12,9 +12,13 @@ serve: setup
 test: setup-tests
 	$(VENV)/bin/python -m pytest
 
-## bench: the benchmark table (build time, page loads, examples' full runs)
+## bench: measure and print the benchmark table (build time, page loads, examples' full runs); writes nothing under docs/
 bench: setup-tests
 	$(VENV)/bin/python -m bench
+
+## results: re-run the examples' full modes and rewrite docs/results/ (NAME=<example> for one); refuses on a busy machine
+results: setup-tests
+	$(VENV)/bin/python -m tools.results $(NAME)
 
 ## build: the strict build into site/
 build: setup
@@ -28,10 +32,10 @@ setup-tests:
 
 ## slurm-up / slurm-down: the tests' throwaway single-node Slurm, by hand (see README)
 slurm-up: setup-tests
-	$(VENV)/bin/python -m tests.slurm_cluster up
+	$(VENV)/bin/python -m tools.slurm_cluster up
 
 slurm-down:
-	$(VENV)/bin/python -m tests.slurm_cluster down
+	$(VENV)/bin/python -m tools.slurm_cluster down
 
 clean:
 	rm -rf site .cache docs/assets/vendor screenshots results

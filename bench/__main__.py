@@ -2,7 +2,9 @@
 
 Every module bench/<section>.py provides `rows() -> list[Row]`; this runs them in order and
 prints what each measured next to its target. Speed and accuracy targets live here, never in
-timed tests (those flake on a busy machine).
+timed tests (those flake on a busy machine). It only measures and prints: every run happens in a
+scratch copy of the repository, and nothing is written under docs/ (`make results` rewrites the
+results the site shows, tools/results.py).
 """
 
 import importlib

@@ -1,19 +1,15 @@
 """Benchmark: the "confident, wrong and biased" example, in full mode and in quick mode.
 
-The full run writes into docs/results/confident_wrong_biased/, the numbers and figures the site
-shows; the quick run goes to a temporary folder. Both run with one thread (SLURM_CPUS_PER_TASK=1),
+Both runs happen in a scratch copy of the repository (`make results` writes what the site
+shows), with one thread (SLURM_CPUS_PER_TASK=1),
 as in the tests. Targets: temperature scaling lowers the test-set ECE (it is fitted on the
 validation set only); the shortcut model loses a clear share of the test digits when the tag is
 gone while the clean model does not; the quick mode takes at most 60 s here, imports included.
 """
 
-import tempfile
-from pathlib import Path
-
-from bench._common import run_example
 from bench.table import Row
+from tools.full_runs import FullRuns
 
-REPO = Path(__file__).resolve().parent.parent
 SECTION = "confident_wrong_biased"
 QUICK_TARGET_S = 60
 SHORTCUT_DROP_TARGET = 0.10  # accuracy the shortcut model must lose without its tag
@@ -21,9 +17,11 @@ CLEAN_DROP_LIMIT = 0.03  # and the most the clean model may lose
 
 
 def rows() -> list[Row]:
-    full, full_s, full_cpu_s = run_example("confident_wrong_biased", REPO / "docs" / "results" / "confident_wrong_biased", threads="1")
-    with tempfile.TemporaryDirectory() as scratch:
-        _, quick_s, quick_cpu_s = run_example("confident_wrong_biased", Path(scratch), "--quick", threads="1")
+    with FullRuns() as runs:
+        full_run = runs.script("confident_wrong_biased", threads=1)
+        quick_run = runs.script("confident_wrong_biased", "--quick", threads=1, out="results/quick")
+    full, full_s, full_cpu_s = full_run.metrics, full_run.wall_s, full_run.cpu_s
+    quick_s, quick_cpu_s = quick_run.wall_s, quick_run.cpu_s
 
     shortcut, clean = full["shortcut_model"], full["clean_model"]
     drop, clean_drop = full["shortcut_drop_without_tag"], full["clean_drop_without_tag"]

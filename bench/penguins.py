@@ -1,18 +1,14 @@
 """Benchmark: the two penguin examples (species with scikit-learn, clustering with k-means and
 mean-shift), each in full mode and in quick mode.
 
-The full runs write into docs/results/<example>/, the numbers and figures the site shows; the
-quick runs go to a temporary folder. Targets (issue 4): the species model gets at least 97% of
+All runs happen in a scratch copy of the repository (`make results` writes what the site
+shows). Targets (issue 4): the species model gets at least 97% of
 the held-out penguins right; each quick mode takes at most 60 s here, imports included.
 """
 
-import tempfile
-from pathlib import Path
-
-from bench._common import run_example
 from bench.table import Row
+from tools.full_runs import FullRuns
 
-REPO = Path(__file__).resolve().parent.parent
 SECTION = "penguins"
 EXAMPLES = ("penguin_species", "penguin_clustering")
 QUICK_TARGET_S = 60
@@ -21,11 +17,10 @@ SPECIES_TARGET = 0.97
 
 def rows() -> list[Row]:
     full, full_s, quick_s = {}, {}, {}
-    for example in EXAMPLES:
-        # Relative to the repository, so metrics.json records the command as a reader would type it.
-        full[example], full_s[example], _ = run_example(example, Path("docs", "results", example))
-        with tempfile.TemporaryDirectory() as scratch:
-            _, quick_s[example], _ = run_example(example, Path(scratch), "--quick")
+    with FullRuns() as runs:
+        for example in EXAMPLES:
+            run, quick = runs.script(example), runs.script(example, "--quick", out=f"results/{example}_quick")
+            full[example], full_s[example], quick_s[example] = run.metrics, run.wall_s, quick.wall_s
 
     species, clustering = full["penguin_species"], full["penguin_clustering"]
     table = [

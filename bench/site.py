@@ -7,19 +7,16 @@ loads: the time to the `load` event, the time until every diagram is an <svg> an
 is typeset with its fonts, and the bytes the server sent for the page and everything it asked for
 (uncompressed: this server does not gzip).
 
-The build, server, browser and "rendered" condition are those of the tests (tests/site_fixtures.py).
+The build, server, browser and "rendered" condition are those of the tests (tools/site.py).
 """
 
 import math
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from bench.table import Row
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from site_fixtures import (  # noqa: E402
+from tools.site import (
     OPEN_SHADOW_ROOTS,
     RENDERED,
     SiteServer,

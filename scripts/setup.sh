@@ -3,11 +3,15 @@
 #   scripts/setup.sh          the Python venv (.venv) and the site's JavaScript (Mermaid, MathJax)
 #   scripts/setup.sh --tests  the same, plus the Debian packages the tests drive:
 #                             Chromium, Slurm, munge, Lmod, shellcheck
+# The three parts do not depend on each other, so they run side by side: apt-get (mostly waiting
+# for downloads and dpkg) in the background while pip fills the venv, and the JavaScript beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*"; }
 
+apt_log=$(mktemp)
+apt_pid=""
 apt_packages=(chromium slurm-wlm munge lmod shellcheck)
 if [[ "${1:-}" == "--tests" ]]; then
     missing=()
@@ -17,10 +21,12 @@ if [[ "${1:-}" == "--tests" ]]; then
     done
     if ((${#missing[@]})); then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-            log "installing Debian packages: ${missing[*]}"
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get update -qq
-            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+            log "installing Debian packages in the background: ${missing[*]}"
+            (
+                export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"
+            ) >"$apt_log" 2>&1 &
+            apt_pid=$!
         else
             # The tests that need them skip and say why (and fail under CI=true).
             log "cannot install ${missing[*]} (needs root and apt-get); the browser and Slurm tests will skip"
@@ -28,14 +34,30 @@ if [[ "${1:-}" == "--tests" ]]; then
     fi
 fi
 
-# The venv is rebuilt only when requirements.txt changes.
+scripts/vendor_js.sh &
+vendor_pid=$!
+
+# The venv is rebuilt only when requirements.txt changes. pip compiles each installed module to
+# bytecode one file after the other (a minute of CPU for PyTorch); compileall does the same on
+# every core. Like pip, it skips files that do not compile (a package's Python 2 test data).
 stamp=.venv/.requirements.sha256
 wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
     log "creating the Python environment in .venv (about a minute)"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+    .venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null || true
     echo "$wanted" > "$stamp"
 fi
 
-scripts/vendor_js.sh
+wait "$vendor_pid"
+if [[ -n "$apt_pid" ]]; then
+    if ! wait "$apt_pid"; then
+        log "apt-get failed:"
+        tail -n 30 "$apt_log" >&2
+        rm -f "$apt_log"
+        exit 1
+    fi
+    log "Debian packages installed"
+fi
+rm -f "$apt_log"

@@ -1,94 +1,23 @@
-"""Fixtures for the site's tests: a strict build, a local web server for it, a headless Chromium.
+"""Fixtures for the site's tests (the pieces themselves are in tools/site.py):
 
 - `built_site`: the site built once per test session with `mkdocs build --strict` into a
-  temporary folder (a build with any warning stops the tests that need it, with the log).
-- `site_server`: that folder served over HTTP on 127.0.0.1 (a free port), counting the bytes it
-  sends, so a test or the benchmark can see what a page cost.
-- `browser`: one headless Chromium for the session (the Debian package at /usr/bin/chromium,
-  driven by Playwright; Playwright's own browser download is never used).
+  temporary folder, shared by every test that needs it (a build with any warning stops them, with
+  the log); `build_site()` is the same build, for code that runs before fixtures do.
+- `site_server`: that folder served over HTTP on 127.0.0.1.
+- `browser`: one headless Chromium for the session.
 - `site_page`: a test that asks for it runs once per page of the built site, found from the
   build, not from a hand-made list.
-
-The pieces are plain functions too (`build_site`, `SiteServer`, `launch_chromium`, `built_pages`),
-so the benchmark (bench/site.py) measures exactly what the tests check.
 """
 
 import functools
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-DOCS = REPO / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags that keep Chromium from calling home or hanging on a machine without internet.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Material draws each Mermaid diagram into a *closed* shadow root, which no script can look
-# into. Run before the page's own scripts, this makes every shadow root open, so tests can find
-# the <svg>.
-OPEN_SHADOW_ROOTS = """
-const attachShadow = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) {
-  return attachShadow.call(this, Object.assign({}, init, { mode: "open" }));
-};
-"""
-# MathJax's HTML output draws each character with a CSS rule (`content` of mjx-c::before); an
-# equation whose rules are missing is typeset, yet shows nothing.
-INVISIBLE_MATH_CHARACTERS = """() => [...document.querySelectorAll("mjx-c")]
-  .filter((c) => ["none", "normal", ""].includes(getComputedStyle(c, "::before").content)).length"""
-# True once every diagram is an <svg> and every equation is typeset with visible characters:
-# what "rendered" means here (wait for document.fonts.ready after it for the glyphs' fonts).
-RENDERED = """() => {
-  const diagrams = [...document.querySelectorAll(".mermaid")];
-  const equations = [...document.querySelectorAll(".arithmatex")];
-  return diagrams.every((d) => d.shadowRoot && d.shadowRoot.querySelector("svg"))
-    && equations.every((e) => e.querySelector(":scope > mjx-container"))
-    && (%s)() === 0;
-}""" % INVISIBLE_MATH_CHARACTERS
-FONTS_READY = "() => document.fonts.ready.then(() => performance.now())"
-
-
-@dataclass
-class Build:
-    ok: bool
-    site: Path
-    log: str
-    seconds: float = 0.0
-
-
-def run_strict_build(destination: Path) -> Build:
-    """`mkdocs build --strict` into `destination`, as a reader's `make build` would run it."""
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(destination)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    log = done.stdout + done.stderr
-    ok = done.returncode == 0 and "WARNING" not in log
-    return Build(ok=ok, site=destination, log=log, seconds=seconds)
+from conftest import skip_or_fail
+from tools.site import Build, SiteServer, built_pages, chromium_missing, launch_chromium, page_id, run_strict_build
 
 
 @functools.cache
@@ -96,102 +25,6 @@ def build_site() -> Build:
     """The session's one build (shared by the collection hook below and the fixtures)."""
     destination = Path(tempfile.mkdtemp(prefix="site-build-"))
     return run_strict_build(destination / "site")
-
-
-def built_pages(site: Path) -> list[str]:
-    """Every page of a built site, as URL paths ("", "setup/", ...): its HTML files but 404.html."""
-    pages = []
-    for html in sorted(site.rglob("*.html")):
-        relative = html.relative_to(site).as_posix()
-        if relative == "404.html":
-            continue
-        pages.append(relative.removesuffix("index.html"))
-    return pages
-
-
-def source_of(page: str) -> Path | None:
-    """The Markdown file a page was built from ("setup/" -> docs/setup.md, "" -> docs/index.md)."""
-    stem = page.rstrip("/")
-    candidates = [DOCS / "index.md"] if not stem else [DOCS / f"{stem}.md", DOCS / stem / "index.md"]
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def page_id(page: str) -> str:
-    return page.rstrip("/") or "overview"
-
-
-class CountingHandler(SimpleHTTPRequestHandler):
-    """Serves the built site, silently, and adds up what it sends."""
-
-    def log_message(self, format, *args):
-        pass
-
-    def end_headers(self):
-        # A cold cache on every load: nothing may be reused between page visits.
-        self.send_header("Cache-Control", "no-store")
-        super().end_headers()
-
-    def copyfile(self, source, outputfile):
-        counter = _CountingWriter(outputfile, self.server)
-        super().copyfile(source, counter)
-
-
-class _CountingWriter:
-    def __init__(self, stream, server):
-        self.stream, self.server = stream, server
-
-    def write(self, data):
-        with self.server.lock:
-            self.server.bytes_sent += len(data)
-        return self.stream.write(data)
-
-
-class SiteServer:
-    """A local HTTP server for a folder, on 127.0.0.1 and a free port, in a background thread."""
-
-    def __init__(self, folder: Path):
-        handler = functools.partial(CountingHandler, directory=str(folder))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.lock = threading.Lock()
-        self.httpd.bytes_sent = 0
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def reset_bytes(self) -> None:
-        with self.httpd.lock:
-            self.httpd.bytes_sent = 0
-
-    @property
-    def bytes_sent(self) -> int:
-        with self.httpd.lock:
-            return self.httpd.bytes_sent
-
-
-def chromium_missing() -> str | None:
-    """Why Chromium cannot be driven here, or None when it can."""
-    if not CHROMIUM.is_file():
-        return f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it as root)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is missing (see requirements.txt)"
-    return None
-
-
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-
-
-# --- pytest -----------------------------------------------------------------------------------
 
 
 def pytest_generate_tests(metafunc):
@@ -223,8 +56,6 @@ def site_server(built_site):
 
 @pytest.fixture(scope="session")
 def browser():
-    from conftest import skip_or_fail
-
     missing = chromium_missing()
     if missing:
         skip_or_fail(missing)

@@ -1,13 +1,14 @@
 """Four checks on every job file in slurm/, each test named after the file:
 
 1. shellcheck finds nothing in it;
-2. it follows Puma's rules (tests/job_rules.py; each rule proven by a bad job file in
+2. it follows Puma's rules (tools/job_rules.py; each rule proven by a bad job file in
    tests/bad_job_files/);
 3. `sbatch --test-only` accepts it on the local Slurm, whose partitions and limits are Puma's
    (a job for several nodes: refused for its node count alone, accepted with --nodes=1);
-4. submitted unchanged with `sbatch --wait` (quick mode), it ends with exit code 0, its log ends
+4. submitted unchanged (quick mode), it ends with exit code 0, its log ends
    with the example's `result:` line, the example wrote results/<job name>_<job id>/metrics.json,
-   and a GPU job, finding no GPU here, says in its log that it runs on the CPU.
+   and a GPU job, finding no GPU here, says in its log that it runs on the CPU. The jobs run in
+   the background from the start of the session (tests/slurm_fixtures.py); these tests wait.
 
 A job file that cannot run on a one-node test cluster says so in a comment,
 `# test: not-runnable-here: <reason>`, and gets checks 1 to 3.
@@ -19,7 +20,7 @@ import subprocess
 
 import pytest
 from conftest import REPO, skip_or_fail
-from job_rules import RULES, JobFile, check
+from tools.job_rules import RULES, JobFile, check
 
 JOB_FILES = sorted((REPO / "slurm").glob("*.sbatch"))
 JOBS = {path: JobFile.read(path, REPO) for path in JOB_FILES}
@@ -37,20 +38,6 @@ RUNS_AN_EXAMPLE = re.compile(r"\bpython3?\s+examples/\w+\.py\b")
 def require(job_file):
     if job_file is None:
         pytest.fail("found no job files to check in slurm/ (expected slurm/*.sbatch)")
-
-
-@pytest.fixture(scope="module")
-def submitted(slurm_cluster, request):
-    """The job files this run will check (all, unless `-k` chose some), submitted at once: the
-    jobs run side by side while the tests wait for them one by one."""
-    selected = [
-        item.callspec.params["job_file"]
-        for item in request.session.items
-        if getattr(item, "originalname", "") == test_job_file_runs_unchanged_and_its_log_ends_with_the_result.__name__
-        and item.callspec.params["job_file"] is not None
-    ]
-    slurm_cluster.start(selected)
-    return slurm_cluster
 
 
 # ------------------------------------------------------------------------------------------------
@@ -117,16 +104,16 @@ def test_not_runnable_job_files_say_why():
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.slurm
 @pytest.mark.parametrize("job_file", EVERY_JOB_FILE)
-def test_job_file_is_accepted_by_sbatch_test_only(job_file, submitted):
+def test_job_file_is_accepted_by_sbatch_test_only(job_file, slurm_cluster):
     require(job_file)
     job = JOBS[job_file]
-    result = submitted.test_only(job_file)
+    result = slurm_cluster.test_only(job_file)
     if job.not_runnable_reason and int(job.value("--nodes") or 1) > 1:
         # The test Slurm has one node (a Puma GPU node: 94 CPUs, 4 stand-in GPUs): it must refuse
         # a multi-node job, and for its node count alone. Shrunk on the command line to that
         # node, the rest of the file (partition, time, CPUs, GPUs, log, ...) must be accepted.
         assert result.returncode != 0 and "Node count specification invalid" in result.stderr, result.stderr
-        result = submitted.test_only(job_file, "--nodes=1")
+        result = slurm_cluster.test_only(job_file, "--nodes=1")
     assert result.returncode == 0, f"sbatch --test-only refused slurm/{job_file.name}:\n{result.stderr}{result.stdout}"
     assert f"in partition {job.partition}" in result.stderr, result.stderr
 
@@ -136,9 +123,9 @@ def test_job_file_is_accepted_by_sbatch_test_only(job_file, submitted):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.slurm
 @pytest.mark.parametrize("job_file", EVERY_RUNNABLE_JOB_FILE)
-def test_job_file_runs_unchanged_and_its_log_ends_with_the_result(job_file, submitted):
+def test_job_file_runs_unchanged_and_its_log_ends_with_the_result(job_file, slurm_cluster):
     require(job_file)
-    run = submitted.submit(job_file)
+    run = slurm_cluster.submit(job_file)
     job = JOBS[job_file]
     assert run.job_id is not None, f"sbatch did not accept the job\n{run.explain()}"
     assert run.exit_code == 0, f"the job ended with exit code {run.exit_code}\n{run.explain()}"

@@ -197,7 +197,7 @@ def test_setup_page_kernel_starts_the_environments_python_after_loading_its_modu
         skip_or_fail("Lmod is missing (apt-get install lmod; `make test` does it as root)")
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
-    from slurm_cluster import lmod_environment
+    from tools.slurm_cluster import lmod_environment
 
     specs = KernelSpecManager(kernel_dirs=[str(kernel_json.parent.parent)])
     manager = KernelManager(kernel_name="ml-workshop", kernel_spec_manager=specs)

@@ -14,11 +14,10 @@ comparing, so a sample stays valid until the job file's output really changes.
 import difflib
 import os
 import re
-import time
 
 import pytest
 from conftest import REPO
-from job_rules import JobFile
+from tools.job_rules import JobFile
 
 PAGES = REPO / "docs" / "running-jobs"
 SAMPLES = REPO / "docs" / "results"
@@ -52,9 +51,9 @@ def check_or_update(sample, fresh: str, made_by: str) -> None:
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("stem", SAMPLED_JOB_FILES)
-def test_sample_outputs_on_the_pages_are_what_the_job_file_prints(stem, slurm_cluster):
-    job_file = REPO / "slurm" / f"{stem}.sbatch"
+@pytest.mark.parametrize("job_file", [REPO / "slurm" / f"{stem}.sbatch" for stem in SAMPLED_JOB_FILES], ids=SAMPLED_JOB_FILES)
+def test_sample_outputs_on_the_pages_are_what_the_job_file_prints(job_file, slurm_cluster):
+    stem = job_file.stem
     run = slurm_cluster.submit(job_file)
     assert run.exit_code == 0, run.explain()
     made_by = f"slurm/{stem}.sbatch"
@@ -67,30 +66,22 @@ def test_sample_outputs_on_the_pages_are_what_the_job_file_prints(stem, slurm_cl
 
 
 @pytest.mark.slurm
-def test_squeue_lists_a_held_array_as_pending_and_scancel_removes_it(slurm_cluster, tmp_path):
+def test_squeue_lists_a_held_array_as_pending_and_scancel_removes_it(slurm_cluster):
     # The squeue sample on the pages: hello_array submitted with --hold, so its tasks wait (PD),
     # on one line, with the reason JobHeldUser for as long as the test looks; then scancel
     # takes the whole array out of the queue.
-    job_file = REPO / "slurm" / "hello_array.sbatch"
-    submitted = slurm_cluster.run("sbatch", "--hold", *slurm_cluster.submit_args(job_file), str(job_file), cwd=tmp_path, check=True)
-    job_id = re.search(r"Submitted batch job (\d+)", submitted.stdout).group(1)
+    job = slurm_cluster.launch(REPO / "slurm" / "hello_array.sbatch", options=("--hold",), cpus=0)
+    assert job.id is not None, job.sbatch_output
     listed = slurm_cluster.run("squeue", "--me", check=True).stdout
     header, *rows = listed.splitlines()
-    ours = [row for row in rows if row.split()[0].split("_")[0] == job_id]
-    assert len(ours) == 1 and f"{job_id}_[1-3] " in ours[0] and " PD " in ours[0] and "(JobHeldUser)" in ours[0], listed
+    ours = [row for row in rows if row.split()[0].split("_")[0] == str(job.id)]
+    assert len(ours) == 1 and f"{job.id}_[1-3] " in ours[0] and " PD " in ours[0] and "(JobHeldUser)" in ours[0], listed
 
-    slurm_cluster.run("scancel", job_id, check=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and queued(slurm_cluster, job_id):
-        time.sleep(0.2)
-    assert not queued(slurm_cluster, job_id), "scancel left the array's tasks in the queue"
+    slurm_cluster.run("scancel", str(job.id), check=True)
+    run = job.wait(timeout=20)
+    assert run.state == "CANCELLED", f"scancel left the array's tasks in the queue:\n{run.explain()}"
     # other tests' jobs may be queued too: the sample shows this job's line under the header
     check_or_update(SAMPLES / "hello_array" / "squeue.txt", "\n".join([header, *ours]), "squeue --me (a held hello_array)")
-
-
-def queued(slurm_cluster, job_id: str) -> bool:
-    listed = slurm_cluster.run("squeue", "--me", "--noheader", "--array", "--format=%i").stdout.split()
-    return any(entry.split("_")[0] == job_id for entry in listed)
 
 
 def test_every_sample_on_the_pages_is_made_by_a_test():

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import REPO
-from site_fixtures import FONTS_READY, INVISIBLE_MATH_CHARACTERS, OPEN_SHADOW_ROOTS, RENDERED, build_site, source_of
+from site_fixtures import build_site
+from tools.site import FONTS_READY, INVISIBLE_MATH_CHARACTERS, OPEN_SHADOW_ROOTS, RENDERED, source_of
 
 pytestmark = pytest.mark.browser
 

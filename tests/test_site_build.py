@@ -3,7 +3,8 @@ the built pages are what a reader's browser needs and nothing more."""
 
 import re
 
-from site_fixtures import DOCS, build_site, built_pages, page_id, source_of
+from site_fixtures import build_site
+from tools.site import DOCS, built_pages, page_id, source_of
 
 
 def test_strict_build_passes_without_a_warning():

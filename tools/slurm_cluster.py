@@ -1,8 +1,8 @@
-"""A throwaway single-node Slurm cluster for the tests, also started by hand.
+"""A throwaway single-node Slurm cluster for the tests and the benchmark, also started by hand.
 
-    python -m tests.slurm_cluster up       # or `make slurm-up`: start one, print what to export
-    python -m tests.slurm_cluster status   # is it up? where are its logs?
-    python -m tests.slurm_cluster down     # or `make slurm-down`: stop it, delete its folder
+    python -m tools.slurm_cluster up       # or `make slurm-up`: start one, print what to export
+    python -m tools.slurm_cluster status   # is it up? where are its logs?
+    python -m tools.slurm_cluster down     # or `make slurm-down`: stop it, delete its folder
 
 Three real daemons, each with its own socket, ports, pid file and log inside one temporary
 folder, so nothing touches the machine's own Slurm or munge set-up and two clusters (the
@@ -18,9 +18,10 @@ lets slurmd accept that). So a job file asks for what it would ask for on Puma, 
 or refused here where Puma's limits would accept or refuse it (95 CPUs, 5 GPUs, 11 days, ...).
 What a job really gets is this machine's cores (there is no CPU binding here); the examples use
 min(SLURM_CPUS_PER_TASK, CPUs they may run on) threads (examples/workshop.py,
-cpus_from_allocation), so a job asking for 8 CPUs runs with the cores this machine has. The
-tests therefore start jobs side by side only while their CPUs fit this machine's cores
-(slurm_fixtures.py): torch threads that share a core run many times slower.
+cpus_from_allocation), so a job asking for 8 CPUs runs with the cores this machine has. Jobs
+are therefore started side by side only while their CPUs fit this machine's cores
+(tools/slurm_jobs.py, which submits and waits): torch threads that share a core run many times
+slower.
 
 The GPUs are stand-ins: four character devices in the cluster's folder that are /dev/null
 (gres.conf `File=`), so Slurm hands them out one by one like real GPUs and sets
@@ -28,7 +29,7 @@ CUDA_VISIBLE_DEVICES in the job; torch finds no CUDA device, and the Python fall
 CPU and says so. (Where device files cannot be made, one stand-in, /dev/null itself.)
 
 Jobs see a real Lmod (`module load python/3.11`, `module load cuda12`) with stand-in modulefiles
-in tests/modulefiles/ named like Puma's: python/3.11 puts the project's .venv first on the PATH.
+in tools/modulefiles/ named like Puma's: python/3.11 puts the project's .venv first on the PATH.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MODULEFILES = REPO / "tests" / "modulefiles"
+MODULEFILES = REPO / "tools" / "modulefiles"
 LMOD_INIT = Path("/etc/profile.d/lmod.sh")
 
 # Every cluster lives in a folder named PREFIX...; the one started by hand in MANUAL_ROOT.
@@ -273,7 +274,7 @@ def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, mung
     """slurm.conf for one node declared like a Puma node, with Puma's partition names."""
     node_memory = NODE_CPUS * MEMORY_PER_CPU_MB
     lines = [
-        "# A throwaway single-node cluster for the workshop's tests (tests/slurm_cluster.py).",
+        "# A throwaway single-node cluster for the workshop's tests (tools/slurm_cluster.py).",
         "ClusterName=workshop",
         f"SlurmctldHost={node}(127.0.0.1)",
         f"SlurmctldPort={controller_port}",
@@ -308,8 +309,9 @@ def slurm_conf(root: Path, node: str, controller_port: int, node_port: int, mung
         "EnforcePartLimits=ALL",
         # memory follows the CPUs asked for, as on Puma; without it a job takes the whole node
         f"DefMemPerCPU={MEMORY_PER_CPU_MB}",
-        # `sbatch --wait` polls every 2 s only while 2 < MinJobAge/2; a larger MinJobAge makes
-        # it back off to 8 s and then 32 s, which would add half a minute to every test job
+        # an ended job stays listed (scontrol show job) for at least 4 s: long enough for
+        # tools/slurm_jobs.py, which looks twice a second; and `sbatch --wait`, typed by hand,
+        # polls every 2 s only while 2 >= MinJobAge/2 (a larger one backs off to 8 s, then 32 s)
         "MinJobAge=4",
         # start jobs as soon as they are submitted (by default batch jobs may wait up to 3 s, to
         # schedule many at once) and look at pending jobs every 2 s, not 60
@@ -406,10 +408,10 @@ def _wait_for(condition, what: str, state=None) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# By hand: python -m tests.slurm_cluster up|down|status
+# By hand: python -m tools.slurm_cluster up|down|status
 # ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.slurm_cluster", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.slurm_cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "down", "status"), help="start, stop, or describe the cluster")
     args = parser.parse_args(argv)
     cluster = SlurmCluster(MANUAL_ROOT)
