@@ -9,6 +9,8 @@ that the answer is right.
 
 If a job on a GPU partition reports the CPU, it did not get a GPU (check `--gres=gpu:1`), or
 the venv's torch was installed without CUDA support.
+
+Run it: python3 examples/hello_gpu.py --quick
 """
 
 import statistics
@@ -26,33 +28,32 @@ def main() -> None:
     )
     parser.add_argument(
         "--size",
-        type=workshop.positive_int,
+        type=workshop.at_least(1),
+        default=4096,
         help="rows and columns of the two square matrices (default: 4096; 256 with --quick)",
     )
     parser.add_argument(
         "--repeats",
-        type=workshop.positive_int,
+        type=workshop.at_least(1),
+        default=10,
         help="how many products are timed; the median is reported (default: 10; 3 with --quick)",
     )
-    args = workshop.parse_args(parser)
-    size = args.size or (256 if args.quick else 4096)
-    repeats = args.repeats or (3 if args.quick else 10)
-
+    args = workshop.parse_args(parser, quick_defaults={"size": 256, "repeats": 3})
     started = time.perf_counter()
     workshop.seed_everything(args.seed)
     threads = workshop.use_allocated_threads()
     device = workshop.pick_device()
     workshop.log(f"torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}")
 
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
-    seconds = time_product(a.to(device), b.to(device), repeats)
-    gflops = 2 * size**3 / seconds / 1e9  # an n x n product takes n^3 multiplications and n^3 additions
+    a = torch.randn(args.size, args.size)
+    b = torch.randn(args.size, args.size)
+    seconds = time_product(a.to(device), b.to(device), args.repeats)
+    gflops = 2 * args.size**3 / seconds / 1e9  # an n x n product takes n^3 multiplications and n^3 additions
     error = relative_error(a, b, device)
-    workshop.log(f"{size} x {size} product: {seconds * 1000:.1f} ms, {gflops:.1f} GFLOP/s; relative error {error:.1e}")
+    workshop.log(f"{args.size} x {args.size} product: {seconds * 1000:.1f} ms, {gflops:.1f} GFLOP/s; relative error {error:.1e}")
 
-    metrics = {"size": size, "repeats": repeats, "seconds_per_product": seconds, "gflops": gflops, "relative_error": error}
-    workshop.write_metrics(args.out, metrics, workshop.run_info(started, device=device.type, threads=threads))
+    metrics = {"size": args.size, "repeats": args.repeats, "seconds_per_product": seconds, "gflops": gflops, "relative_error": error}
+    workshop.write_metrics(args.out, metrics, started, device=device, threads=threads)
     workshop.report_result(device=device.type, gflops=gflops, relative_error=error)
 
 
@@ -80,4 +81,4 @@ def relative_error(a: torch.Tensor, b: torch.Tensor, device: torch.device) -> fl
 
 
 if __name__ == "__main__":
-    workshop.run_main(main)
+    main()

@@ -67,6 +67,49 @@ EXAMPLES = [
         },
         varying=("mean_shift_seconds", "mean_shift_ms_per_step"),
     ),
+    Example(
+        name="thread_scaling",
+        writes=("metrics.json", "thread_scaling.png"),
+        explicit=(("--repeats", "2"), "repeats", 2),
+        bad_inputs={
+            "zero_steps": (("--steps", "0"), "--steps"),
+            "repeats_not_a_number": (("--repeats", "few"), "--repeats"),
+            "batch_larger_than_the_training_images": (("--batch-size", "5000"), "--batch-size"),
+            "unknown_option": (("--threads", "4"), "unrecognized arguments"),
+        },
+        varying=(
+            "load_average_at_start",
+            "table",
+            "largest_spread",
+            "images_per_s_1_thread",
+            "images_per_s_allocation",
+            "efficiency_at_allocation",
+            "oversubscribed_relative_speed",
+        ),
+    ),
+    Example(
+        name="checkpoint_requeue",
+        writes=("metrics.json", "checkpoint.pt", "training_history.png"),
+        explicit=(("--epochs", "1"), "epochs", 1),
+        bad_inputs={
+            "zero_epochs": (("--epochs", "0"), "--epochs"),
+            "learning_rate_not_a_number": (("--lr", "fast"), "--lr"),
+            "negative_learning_rate": (("--lr", "-0.1"), "--lr"),
+            "misspelt_option": (("--epoch", "3"), "unrecognized arguments"),
+        },
+        varying=("timing",),
+    ),
+    Example(
+        name="hello_gpu",
+        writes=("metrics.json",),
+        explicit=(("--size", "64"), "size", 64),
+        bad_inputs={
+            "zero_size": (("--size", "0"), "--size"),
+            "repeats_not_a_number": (("--repeats", "many"), "--repeats"),
+            "unknown_option": (("--gpus", "2"), "unrecognized arguments"),
+        },
+        varying=("seconds_per_product", "gflops"),
+    ),
 ]
 
 BY_NAME = {example.name: example for example in EXAMPLES}

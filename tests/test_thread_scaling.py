@@ -3,29 +3,23 @@
 1. No example calls os.cpu_count() (on a shared node it counts every core of the machine, most
    of them given to other people's jobs). Checked on the code itself, with Python's parser, so a
    mention in a comment or a string does not count, and the check is shown to fire.
-2. examples/thread_scaling.py measures 1, 2, ... threads up to the allocation and once
-   oversubscribed, and writes the table.
+2. examples/thread_scaling.py takes its thread counts from the allocation, not from the cores
+   the machine has: the quick run (SLURM_CPUS_PER_TASK=1 on this 2-core machine) measures one
+   thread, then two (oversubscribed), each in every round.
 3. Inside a Slurm job the thread count is the allocation: the job file submitted with
-   --cpus-per-task=1 and =2 logs "threads: 1" and "threads: 2", although this machine has 2 cores
-   (the local Slurm binds no CPUs, so only SLURM_CPUS_PER_TASK can tell the script 1).
+   --cpus-per-task=1 and =2 uses 1 and 2 threads, although this machine has 2 cores (the local
+   Slurm binds no CPUs, so only SLURM_CPUS_PER_TASK can tell the script 1).
 """
-
-from __future__ import annotations
 
 import ast
 import json
 import os
 import re
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("*.py"))
-SCRIPT = REPO / "examples" / "thread_scaling.py"
 JOB_FILE = REPO / "slurm" / "thread_scaling.sbatch"
 
 
@@ -57,63 +51,38 @@ def test_the_cpu_count_check_finds_real_calls_and_ignores_comments_and_strings()
 
 def test_no_example_calls_os_cpu_count():
     assert EXAMPLES, "found no example scripts in examples/ to check"
-    offenders = [
-        f"examples/{path.name}:{line}" for path in EXAMPLES for line in cpu_count_calls(path.read_text())
-    ]
+    offenders = [f"examples/{path.name}:{line}" for path in EXAMPLES for line in cpu_count_calls(path.read_text())]
     assert not offenders, (
         "these lines call cpu_count(), which counts every core of the node, not the job's: "
         f"{offenders}; use workshop.cpus_from_allocation() or workshop.use_allocated_threads()"
     )
 
 
-def test_thread_scaling_measures_up_to_the_allocation_then_oversubscribed(tmp_path):
-    environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg"}
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "threads: 1 (from SLURM_CPUS_PER_TASK)"
-    assert result.stdout.splitlines()[-1].startswith("result: threads=1 ")
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert [(row["threads"], row["oversubscribed"]) for row in metrics["table"]] == [(1, False), (2, True)]
-    assert metrics["table"][0]["efficiency"] == 1.0
-    assert all(row["images_per_s"] > 0 for row in metrics["table"])
-    assert (tmp_path / "thread_scaling.png").stat().st_size > 10_000
-
-
-def test_thread_counts_are_powers_of_two_then_the_allocation():
-    sys.path.insert(0, str(REPO / "examples"))
-    from thread_scaling import thread_counts
-
-    assert [thread_counts(n) for n in (1, 2, 3, 8, 12)] == [[1], [1, 2], [1, 2, 3], [1, 2, 4, 8], [1, 2, 4, 8, 12]]
+def test_the_thread_counts_come_from_the_allocation_not_from_the_machine(quick_run):
+    run = quick_run("thread_scaling")
+    assert run.process.returncode == 0, run.process.stderr
+    metrics = run.metrics
+    assert metrics["slurm_cpus_per_task"] == "1" and metrics["affinity_cpus"] >= 1
+    assert metrics["allocated_threads"] == metrics["run"]["threads"] == 1, "SLURM_CPUS_PER_TASK=1 did not give 1 thread"
+    oversubscribed = [row["threads"] for row in metrics["table"] if row["oversubscribed"]]
+    assert metrics["thread_counts"] == [1, 2] and oversubscribed == [2], metrics["table"]
+    rounds = re.findall(r"^round \d+/\d+  1 thread (\d+)  2 threads (\d+)  ", run.process.stdout, re.MULTILINE)
+    assert len(rounds) == metrics["repeats"] >= 2, f"expected every count measured in each of the rounds:\n{run.process.stdout}"
 
 
 # ------------------------------------------------------------------------------------------------
 # Inside Slurm
 # ------------------------------------------------------------------------------------------------
-def submit_with_cpus(slurm_cluster, cpus: int) -> tuple[int, str, Path]:
-    """Submit the job file unchanged, with --cpus-per-task on sbatch's command line (which wins
-    over the file's #SBATCH line); returns sbatch's exit code, the job's log and its results."""
-    from slurm_fixtures import scratch_copy
-
-    scratch = scratch_copy(slurm_cluster.scratch_root / f"thread_scaling_cpus_{cpus}")
-    command = ["sbatch", "--wait", *slurm_cluster.submit_args(JOB_FILE), f"--cpus-per-task={cpus}", "slurm/thread_scaling.sbatch"]
-    result = slurm_cluster.run(*command, cwd=scratch, timeout=300)
-    job_id = re.search(r"Submitted batch job (\d+)", result.stdout).group(1)
-    log = (scratch / f"thread_scaling_{job_id}.out").read_text()
-    return result.returncode, log, scratch / "results" / f"thread_scaling_{job_id}"
-
-
 @pytest.mark.slurm
 def test_inside_a_slurm_job_the_thread_count_is_the_allocation(slurm_cluster):
-    with ThreadPoolExecutor(2) as pool:
-        runs = dict(zip((1, 2), pool.map(lambda cpus: submit_with_cpus(slurm_cluster, cpus), (1, 2))))
-    for cpus, (exit_code, log, results) in runs.items():
-        assert exit_code == 0, log
-        assert f"SLURM_CPUS_PER_TASK={cpus}\n" in log, log
-        assert f"\nthreads: {cpus} (from SLURM_CPUS_PER_TASK)\n" in log, log
-        metrics = json.loads((results / "metrics.json").read_text())
+    # --cpus-per-task on sbatch's command line wins over the file's line; both jobs run side by side.
+    jobs = {cpus: slurm_cluster.launch(JOB_FILE, options=(f"--cpus-per-task={cpus}",), cpus=cpus) for cpus in (1, 2)}
+    for cpus, job in jobs.items():
+        run = job.wait()
+        assert run.exit_code == 0, run.explain()
+        assert f"SLURM_CPUS_PER_TASK={cpus}\n" in run.log, run.explain()
+        assert f"\nthreads: {cpus} torch + 0 loader workers = {cpus} CPUs (from SLURM_CPUS_PER_TASK)\n" in run.log, run.explain()
+        metrics = json.loads((run.results_dir / "metrics.json").read_text())
         assert metrics["allocated_threads"] == metrics["run"]["threads"] == cpus
         measured = [row["threads"] for row in metrics["table"] if not row["oversubscribed"]]
         assert max(measured) == cpus, metrics["table"]
@@ -126,5 +95,5 @@ def test_the_unchanged_job_file_uses_its_cpus_or_the_cores_there_are(slurm_clust
     asked = int(run.job.value("--cpus-per-task"))
     # The local Slurm binds no CPUs: a job sees this machine's cores, fewer than Puma's node has.
     expected = min(asked, len(os.sched_getaffinity(0)))
-    assert f"\nthreads: {expected} (from SLURM_CPUS_PER_TASK)\n" in run.log, run.explain()
+    assert f"\nthreads: {expected} torch + 0 loader workers = {expected} CPUs (from SLURM_CPUS_PER_TASK)\n" in run.log, run.explain()
     assert json.loads((run.results_dir / "metrics.json").read_text())["allocated_threads"] == expected
