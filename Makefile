@@ -8,9 +8,9 @@ export NO_MKDOCS_2_WARNING := 1
 serve: setup
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
-## test: set everything up (venv, Debian packages, a local Slurm) and run every test
+## test: set everything up (venv, Debian packages, a local Slurm) and run every test, in one process per core
 test: setup-tests
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --numprocesses=auto --dist=loadgroup --no-loadscope-reorder
 
 ## bench: measure and print the benchmark table (build time, page loads, examples' full runs); writes nothing under docs/
 bench: setup-tests

@@ -14,9 +14,12 @@ session, and later calls, from any test, get the same JobRun. `launch` submits w
 (a Job: `wait_for_line`, `state`, `wait`), `launch_script` runs a script that submits jobs
 itself; see tools/slurm_jobs.py.
 
-Jobs run while other tests run: at the start of the session every job file that a selected test
-submits (a test parametrized with `job_file`, using this fixture) is submitted in the background,
-in test order, as cores become free; a job a test is waiting for goes first.
+Jobs run while other tests run: when the fixture starts the cluster (the Slurm tests come first,
+tests/scheduling.py), every job file that a selected test submits (a test parametrized with
+`job_file`, using this fixture) is submitted in the background, in test order, as cores become
+free; a job a test is waiting for goes first. The jobs get this machine's cores less one for each
+other pytest-xdist worker, and less the one this test process runs on, except while it waits
+for a job (WORKSHOP_SLURM_CPUS sets the cores instead).
 
 When a test that uses the cluster fails, its report ends with the tail of the slurmctld, slurmd
 and munged logs, and the run ends with a table of what the cluster and each job took.
@@ -24,6 +27,7 @@ and munged logs, and the run ends with a table of what the cluster and each job 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -32,7 +36,7 @@ import pytest
 from conftest import REPO, VENV, skip_or_fail
 from tools.job_rules import JobFile
 from tools.slurm_cluster import ClusterError, SlurmCluster, missing_requirements
-from tools.slurm_jobs import JOB_TIMEOUT_S, TEST_ACCOUNT, LocalSlurm, find_logs, scratch_copy  # noqa: F401
+from tools.slurm_jobs import JOB_TIMEOUT_S, TEST_ACCOUNT, LocalSlurm, default_cpus, find_logs, scratch_copy  # noqa: F401
 
 # Until the example tests that submit by hand use slurm_cluster.submit(..., export=...) (their
 # owners' to change): the names they import from here.
@@ -43,7 +47,7 @@ _timings: dict[str, float] = {}  # for the summary at the end of the run: what t
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
+def slurm_cluster(tmp_path_factory, request):
     """A running single-node Slurm with Puma's partitions; stopped at the end of the session."""
     problem = missing_requirements()
     if problem:
@@ -54,8 +58,11 @@ def slurm_cluster(tmp_path_factory):
     except ClusterError as error:
         pytest.fail(str(error), pytrace=False)
     _timings["start the cluster"] = time.monotonic() - started
-    slurm = LocalSlurm(cluster, tmp_path_factory.mktemp("slurm-jobs"), quick=True, account=TEST_ACCOUNT)
+    other_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) - 1
+    cpus = int(os.environ.get("WORKSHOP_SLURM_CPUS") or max(1, default_cpus() - other_workers))
+    slurm = LocalSlurm(cluster, tmp_path_factory.mktemp("slurm-jobs"), quick=True, account=TEST_ACCOUNT, cpus=cpus, shares_cores=True)
     _session.append(slurm)
+    slurm.start(job_files_to_submit(request.session.items))
     try:
         yield slurm
     finally:
@@ -77,18 +84,6 @@ def job_files_to_submit(items) -> list[Path]:
             if job_file.suffix == ".sbatch" and JobFile.read(job_file).not_runnable_reason is None:
                 found.append(job_file)
     return found
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _jobs_run_while_other_tests_run(request):
-    """At the session's first test: start the cluster, and submit in the background every job
-    file the selected tests will submit, so they run while the other tests do."""
-    if missing_requirements() is None and any("slurm_cluster" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        try:
-            slurm = request.getfixturevalue("slurm_cluster")
-        except (pytest.fail.Exception, pytest.skip.Exception):
-            return  # the Slurm tests themselves say why (the fixture keeps its error for them)
-        slurm.start(job_files_to_submit(request.session.items))
 
 
 @pytest.hookimpl(hookwrapper=True)

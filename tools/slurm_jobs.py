@@ -23,9 +23,10 @@ and `make results` submit full runs.
 Waiting: one thread asks Slurm about every job (`scontrol show job`) twice a second and wakes
 whoever waits for a job that ended (an array: once all its tasks have). The node says it has 94
 CPUs, so Slurm would start every job at once; a job starts only while the cores it keeps busy
-fit this machine's (`cpus`): torch threads that share a core run many times slower. Submissions
-take their turn in order, except that one a caller is waiting for goes first: `start()` fills
-idle cores with jobs that tests will look at later.
+fit the `cpus` given to jobs: torch threads that share a core run many times slower. With
+`shares_cores` (the tests) the caller runs on one of those cores itself, except while it waits
+for a job. Submissions take their turn in order, except that one a caller is waiting for goes
+first: `start()` fills idle cores with jobs that tests will look at later.
 """
 
 from __future__ import annotations
@@ -219,13 +220,17 @@ class LocalSlurm:
         quick: bool = True,
         account: str = TEST_ACCOUNT,
         cpus: int | None = None,
+        shares_cores: bool = False,
     ):
         self.cluster, self.scratch_root, self.quick, self.account = cluster, Path(scratch_root), quick, account
-        self.cpus = cpus or default_cpus()
+        self.cpus = cpus or default_cpus()  # the most cores the jobs may keep busy at once
+        self.shares_cores = shares_cores
         self.lock = threading.Condition()
-        self._cpus_free = self.cpus
+        self._cpus_free = self.cpus - (1 if shares_cores else 0)
+        self._waiting = threading.local()  # how deep this thread is in calls that only wait
         self._turns: list[object] = []  # submissions waiting for cores, in the order they go
         self._tickets: dict[tuple, object] = {}  # submit()'s arguments -> its place in _turns
+        self._urgent: set[tuple] = set()  # submit()'s arguments that a caller waits for
         self._jobs: list[Job] = []  # every job submitted, for the waiting thread
         self._runs: dict[tuple, Job | None] = {}  # submit()'s jobs, once per job file and arguments
         self._closed = False
@@ -284,7 +289,8 @@ class LocalSlurm:
         (e.g. `--hold`); `cpus`: the cores to keep for it until it ends (default: what it asks
         for, at most all; 0 for a job that will not run). It goes before the jobs that `start()`
         queued: its caller waits for it."""
-        return self._launch(Path(job_file), export, tuple(script_args), tuple(options), True, cpus=cpus)
+        with self.lending_a_core():
+            return self._launch(Path(job_file), export, tuple(script_args), tuple(options), True, cpus=cpus)
 
     def _launch(self, job_file: Path, export, script_args: tuple, options: tuple, first: bool, key=None, cpus=None) -> Job:
         job_file = job_file.resolve()
@@ -300,13 +306,21 @@ class LocalSlurm:
     def submit(self, job_file: Path, export: dict[str, str] | None = None, script_args: tuple[str, ...] = ()) -> JobRun:
         """Submit the job file and wait for it to end: once per session for the same arguments
         (later calls, from any test, get the same JobRun)."""
-        return self._submitted(Path(job_file), export, tuple(script_args), first=True).wait()
+        with self.lending_a_core():
+            return self._submitted(Path(job_file), export, tuple(script_args), first=True).wait()
 
     def start(self, job_files: list[Path]) -> None:
         """Submit these job files in the background (each once per session, after any job a
         caller waits for): a later `submit` of one of them only waits for it to end."""
         for job_file in job_files:
-            threading.Thread(target=self._submitted, args=(Path(job_file), None, (), False), daemon=True).start()
+            threading.Thread(target=self._in_background, args=(Path(job_file),), daemon=True).start()
+
+    def _in_background(self, job_file: Path) -> None:
+        try:
+            self._submitted(job_file, None, (), first=False)
+        except JobError:
+            if not self._closed:  # else: the session ended before its turn, and nobody waits for it
+                raise
 
     def submit_many(self, job_files: list[Path]) -> list[JobRun]:
         """Submit several job files at once (each once per session) and wait for all of them."""
@@ -321,7 +335,7 @@ class LocalSlurm:
         not known before it runs: it holds all the cores until they have ended."""
         script = Path(script).resolve()
         job_files = [REPO / name for name in re.findall(r"slurm/\w+\.sbatch", script.read_text())]
-        with self._turn(self.cpus, first=True):
+        with self.lending_a_core(), self._turn(self.cpus, first=True):
             scratch = scratch_copy(self.scratch_root / _unique_name(self.scratch_root, script.stem))
             command = [str(script.relative_to(REPO)), *self.submit_args(job_files[0] if job_files else script), *args]
             output = self.run(*command, cwd=scratch, timeout=120)
@@ -365,15 +379,21 @@ class LocalSlurm:
 
     @contextlib.contextmanager
     def lending_a_core(self):
-        """While a caller only waits for a job, its core is free: jobs may use it."""
-        with self.lock:
-            self._cpus_free += 1
-            self.lock.notify_all()
+        """While a caller that shares the cores only waits for a job, its core is free for jobs."""
+        depth = getattr(self._waiting, "depth", 0)
+        lends = self.shares_cores and depth == 0
+        self._waiting.depth = depth + 1
+        if lends:
+            with self.lock:
+                self._cpus_free += 1
+                self.lock.notify_all()
         try:
             yield
         finally:
-            with self.lock:
-                self._cpus_free -= 1
+            self._waiting.depth = depth
+            if lends:
+                with self.lock:
+                    self._cpus_free -= 1
 
     # ---------------------------------------------------------------- inside
     def _submitted(self, job_file: Path, export: dict[str, str] | None, script_args: tuple[str, ...], first: bool) -> Job:
@@ -381,9 +401,12 @@ class LocalSlurm:
         key = (job_file.resolve(), tuple(sorted((export or {}).items())), script_args)
         with self.lock:
             if key in self._runs:
-                if first and key in self._tickets:  # queued by start(): a caller waits for it now
-                    self._turns.remove(self._tickets[key])
-                    self._turns.insert(0, self._tickets[key])
+                if first and self._runs[key] is None:  # queued by start(): a caller waits for it now
+                    self._urgent.add(key)
+                    if key in self._tickets:
+                        self._turns.remove(self._tickets[key])
+                        self._turns.insert(0, self._tickets[key])
+                    self.lock.notify_all()
                 self.lock.wait_for(lambda: self._runs[key] is not None or self._closed)
                 if self._runs[key] is None:
                     raise JobError(f"the session ended before {job_file.name} was submitted")
@@ -406,7 +429,7 @@ class LocalSlurm:
         """Wait until it is this submission's turn and `cpus` cores are free; hold them."""
         ticket = object()
         with self.lock:
-            self._turns.insert(0 if first else len(self._turns), ticket)
+            self._turns.insert(0 if first or key in self._urgent else len(self._turns), ticket)
             if key is not None:
                 self._tickets[key] = ticket
             self.lock.wait_for(lambda: self._closed or (self._turns[0] is ticket and self._cpus_free >= cpus))

@@ -1,0 +1,119 @@
+"""The order of the tests, and which run together when `make test` runs them in parallel.
+
+`make test` runs the tests in two processes (pytest-xdist: `-n auto --dist loadgroup`) on the two
+cores CI has. Tests that share something expensive go to the same process, as one group:
+- every test that uses the local Slurm ("slurm"): one cluster, whose jobs run in the background
+  (tests/slurm_fixtures.py) while those tests wait and the other process runs the rest;
+- every test that opens pages in Chromium ("browser"): one browser, each page loaded once;
+- an example's contract tests (tests/test_example_contract.py) with the tests of its own file
+  (tests/test_<example>.py, or a file that asks `quick_run("<example>")`): its quick run once;
+- otherwise the tests of one file: its module-scoped fixtures once.
+The Slurm tests come first, the browser tests next, so that the longest groups start first and
+the jobs run beside everything else (also without pytest-xdist, where this is the order).
+
+pytest-xdist's own `--dist loadgroup` reads the groups from the test ids, which it suffixes with
+`@group`; since pytest 9 an item's id cannot be changed that way, so the groups are passed to
+the scheduler in a file instead (the same scheduling otherwise: one group, one process).
+
+Loaded from pytest.ini (`-p scheduling`).
+"""
+
+import json
+import os
+import re
+import tempfile
+import functools
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+FIRST = ("slurm", "browser")  # the groups that start first, in this order
+
+
+@cache
+def example_names() -> frozenset[str]:
+    return frozenset(path.stem for path in (REPO / "examples").glob("*.py"))
+
+
+@cache
+def example_of_file(path: Path) -> str | None:
+    """The example a test file is about: tests/test_<example>.py, or the one it asks `quick_run` for."""
+    stem = path.stem.removeprefix("test_")
+    if stem in example_names():
+        return stem
+    asked = set(re.findall(r'quick_run\(\s*"(\w+)"', path.read_text()))
+    return asked.pop() if len(asked) == 1 else None
+
+
+def group_of(item: pytest.Item) -> str:
+    fixtures = getattr(item, "fixturenames", ())
+    if "slurm_cluster" in fixtures:
+        return "slurm"
+    if "browser" in fixtures:
+        return "browser"
+    example = getattr(item, "callspec", None) and item.callspec.params.get("example")
+    if getattr(example, "name", None):
+        return example.name
+    return example_of_file(item.path) or item.path.name
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): tests that pytest-xdist runs in the same process")
+
+
+def pytest_itemcollected(item):
+    # as each test is collected, so before any hook reorders or groups them (pytest-xdist reads the
+    # groups in its pytest_collection_modifyitems)
+    item.add_marker(pytest.mark.xdist_group(group_of(item)))
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {group: number for number, group in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.get_closest_marker("xdist_group").args[0], len(FIRST)))  # stable
+    groups_file = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if groups_file:  # a pytest-xdist worker: tell the scheduler (all workers collect the same)
+        written = Path(f"{groups_file}.{config.workerinput['workerid']}")
+        written.write_text(json.dumps({item.nodeid: item.get_closest_marker("xdist_group").args[0] for item in items}))
+        written.rename(groups_file)
+
+
+# ------------------------------------------------------------------------------------------------
+# pytest-xdist's side (in the process that hands out the tests)
+# ------------------------------------------------------------------------------------------------
+GROUPS_FILE = "scheduling_groups_file"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    config = node.config
+    if not hasattr(config, "_scheduling_groups_file"):
+        handle, config._scheduling_groups_file = tempfile.mkstemp(prefix="pytest-groups-", suffix=".json")
+        os.close(handle)
+    node.workerinput[GROUPS_FILE] = config._scheduling_groups_file
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        """pytest-xdist's loadgroup, with the groups read from the workers' file."""
+
+        @functools.cached_property
+        def groups(self) -> dict[str, str]:
+            return json.loads(Path(config._scheduling_groups_file).read_text())
+
+        def _split_scope(self, nodeid: str) -> str:
+            return self.groups.get(nodeid, nodeid)
+
+    return ByGroup(config, log)
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "_scheduling_groups_file"):
+        Path(config._scheduling_groups_file).unlink(missing_ok=True)
