@@ -110,6 +110,20 @@ EXAMPLES = [
         },
         varying=("seconds_per_product", "gflops"),
     ),
+    Example(
+        name="burgers_pinn",
+        writes=("metrics.json", "prediction.npz", "solution.png", "slices.png", "error.png", "training.png"),
+        # Adam steps only: metrics.json records the steps made, which then are exactly --adam-steps.
+        explicit=(("--adam-steps", "7", "--lbfgs-steps", "0"), "steps", 7),
+        bad_inputs={
+            "width_not_a_number": (("--width", "wide"), "--width"),
+            "zero_points": (("--points", "0"), "--points"),
+            "unknown_constraint": (("--constraint", "medium"), "--constraint"),
+            "the_removed_float64_option": (("--float64-steps", "100"), "unrecognized arguments"),
+            "more_data_points_than_there_are": (("--constraint", "soft", "--data-points", "500"), "--data-points"),
+        },
+        varying=("train_time_s", "time_to_error_1e-3_s", "history"),  # history: each row has its time
+    ),
 ]
 
 BY_NAME = {example.name: example for example in EXAMPLES}
