@@ -6,7 +6,9 @@ here the way that plugin reads it, on the line before the block:
     <!--pytest.mark.skip(reason="Puma only: loads Puma's environment modules")-->
 
 A skip without a reason is an error. A block that only includes a file (`--8<-- "..."`) is left
-to that file's own tests.
+to that file's own tests. A skipped block that later blocks depend on has a stand-in here
+(STAND_INS), run in its place: the setup page's PyTorch from PyTorch's own index, which this
+machine cannot reach, is the same pin from the machine's local wheels.
 
 All runnable blocks of one page run in order in one bash session, as a reader types them into one
 terminal: what one block sets up (an activated environment, a variable) the next one uses. Each
@@ -37,6 +39,8 @@ SETUP_PAGE = "setup.md"
 # Fence languages that are commands: run by bash, or by the session's python3.
 LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python", "python3": "python"}
 BLOCK_MARKER = "@@ code block at line "
+# A skipped block containing the key runs the value instead (what its reason says the tests do).
+STAND_INS = {"--index-url https://download.pytorch.org/whl/cu126": "python3 -m pip install torch==2.13.0"}
 TIMEOUT_S = 600
 
 
@@ -82,6 +86,9 @@ def session_script(blocks: list[Block], scratch: Path) -> str:
     parts = ["set -eo pipefail"]
     for block in blocks:
         if block.skip_reason is not None:
+            stand_ins = [command for key, command in STAND_INS.items() if key in block.code]
+            if stand_ins:
+                parts += [f"echo '{BLOCK_MARKER}{block.line} (stand-in: {stand_ins[0]})'", stand_ins[0]]
             continue
         parts.append(f"echo '{BLOCK_MARKER}{block.line}'")
         if block.language == "python":
@@ -167,6 +174,11 @@ def test_every_skipped_block_says_why():
         "these blocks carry a mark other than pytest.mark.skip(reason=...) or a skip without a reason: "
         + ", ".join(unexplained)
     )
+
+
+def test_every_stand_in_replaces_a_skipped_block():
+    for key in STAND_INS:
+        assert any(key in block.code for block in BLOCKS if block.skip_reason), f"no skipped block contains {key!r}: drop its stand-in"
 
 
 @pytest.mark.parametrize("page", PAGES_TO_RUN)
