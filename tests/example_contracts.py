@@ -18,6 +18,8 @@ the `quick_run` fixture (conftest.py), so it runs once.
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,8 +43,80 @@ class Example:
         return REPO / "examples" / f"{self.name}.py"
 
 
+# sweep_gather gathers what the array tasks of a sweep wrote: a made-up sweep, {tmp}/sweep_array_7_<task>.
+FAKE_SWEEP = "sweep_array_7"
+
+
+def fake_sweep(tmp: Path, prefix: str = FAKE_SWEEP, skip: tuple[int, ...] = ()) -> None:
+    """One metrics.json per row of examples/sweep_params.csv, as sweep_train writes them. Tasks 3
+    and 5 share the best validation accuracy, and task 5 has the lower validation loss, so it is
+    the one to choose; task 3 has the best test accuracy, which must play no part in the choice."""
+    with open(REPO / "examples" / "sweep_params.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    made_up = {3: (0.97, 0.15, 0.99), 5: (0.97, 0.10, 0.95)}  # task: validation accuracy, loss, test accuracy
+    for task, row in enumerate(rows, start=1):
+        if task in skip:
+            continue
+        validation_accuracy, validation_loss, test_accuracy = made_up.get(task, (0.80 + task / 100, 0.5, 0.80))
+        result = {"task": task, "learning_rate": float(row["learning_rate"]), "validation_loss": validation_loss,
+                  "validation_accuracy": validation_accuracy, "test_accuracy": test_accuracy, "settings_row": row}  # fmt: skip
+        (tmp / f"{prefix}_{task}").mkdir(exist_ok=True)
+        (tmp / f"{prefix}_{task}" / "metrics.json").write_text(json.dumps(result))
+
+
+def prepare_sweep_gather(tmp: Path) -> None:
+    fake_sweep(tmp)
+    fake_sweep(tmp, "incomplete", skip=(2,))
+    lines = (REPO / "examples" / "sweep_params.csv").read_text().splitlines()
+    (tmp / "first_three.csv").write_text("\n".join(lines[:4]) + "\n")
+    (tmp / "edited_after_the_sweep.csv").write_text("\n".join([*lines[:3], "0.5", *lines[4:]]) + "\n")
+
+
+def prepare_sweep_train(tmp: Path) -> None:
+    (tmp / "bad_row.csv").write_text("learning_rate\n0.001\nfast\n")
+
+
 EXAMPLES = [
     # Each row is kept by the person who changes that example.
+    Example(
+        name="sweep_train",
+        writes=("metrics.json",),
+        explicit=(("--epochs", "1"), "epochs", 1),
+        bad_inputs={
+            "epochs_not_a_number": (("--epochs", "two"), "--epochs"),
+            "task_zero": (("--task", "0"), "--task"),
+            "task_past_the_end_of_the_file": (("--task", "99"), "--array=1-"),
+            "missing_settings_file": (("--params", "{tmp}/missing.csv"), "cannot read --params"),
+            "learning_rate_not_a_number": (("--params", "{tmp}/bad_row.csv", "--task", "2"), "column learning_rate"),
+        },
+        prepare=prepare_sweep_train,
+        environment={"SLURM_ARRAY_TASK_ID": "3"},  # as Slurm starts task 3 of the array
+    ),
+    Example(
+        name="sweep_gather",
+        writes=("metrics.json", "sweep_table.csv", "sweep.png"),
+        quick_args=("--quick", "--tasks", "{tmp}/" + FAKE_SWEEP),
+        explicit=(("--params", "{tmp}/first_three.csv"), "points", 3),
+        bad_inputs={
+            "misspelt_option": (("--task", "{tmp}/" + FAKE_SWEEP), "unrecognized arguments"),
+            "missing_settings_file": (("--params", "{tmp}/missing.csv"), "cannot read --params"),
+            "a_task_without_results": (("--tasks", "{tmp}/incomplete"), "task(s) 2 of"),
+            "settings_file_edited_after_the_sweep": (("--params", "{tmp}/edited_after_the_sweep.csv"), "task(s) 3 of"),
+        },
+        prepare=prepare_sweep_gather,
+    ),
+    Example(
+        name="ddp_train",
+        writes=("metrics.json",),
+        explicit=(("--epochs", "2"), "epochs", 2),
+        bad_inputs={
+            "epochs_not_a_number": (("--epochs", "many"), "--epochs"),
+            "the_old_option_name": (("--lr", "0.1"), "unrecognized arguments"),
+            "learning_rate_zero": (("--learning-rate", "0"), "--learning-rate"),
+            "batch_larger_than_the_training_set": (("--batch-size", "5000"), "training images"),
+        },
+        varying=("train_images_per_s", "train_seconds"),
+    ),
     Example(
         name="penguin_species",
         writes=("metrics.json", "features.png", "confusion_matrix.png"),
