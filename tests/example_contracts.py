@@ -76,6 +76,18 @@ def prepare_sweep_train(tmp: Path) -> None:
     (tmp / "bad_row.csv").write_text("learning_rate\n0.001\nfast\n")
 
 
+def prepare_digits_cnn(tmp: Path) -> None:
+    """Folders of images that --data must refuse: one class only; two classes, one holding a file
+    that is not an image (a loader worker would otherwise fail on it mid-training)."""
+    from PIL import Image
+
+    for folder in ("one_class/cats", "corrupt/cats", "corrupt/dogs"):
+        (tmp / folder).mkdir(parents=True, exist_ok=True)
+        for number in range(3):
+            Image.new("RGB", (8, 8), (40 * number, 0, 0)).save(tmp / folder / f"{number}.png")
+    (tmp / "corrupt" / "dogs" / "broken.png").write_text("not an image\n")
+
+
 EXAMPLES = [
     # Each row is kept by the person who changes that example.
     Example(
@@ -183,6 +195,30 @@ EXAMPLES = [
             "unknown_option": (("--gpus", "2"), "unrecognized arguments"),
         },
         varying=("seconds_per_product", "gflops"),
+    ),
+    Example(
+        name="digits_cnn",
+        writes=("metrics.json", "confusion_matrix.png", "training_curves.png"),
+        explicit=(("--epochs", "2"), "epochs", 2),
+        bad_inputs={
+            "zero_epochs": (("--epochs", "0"), "--epochs"),
+            "unknown_option": (("--gpus", "2"), "unrecognized arguments"),
+            "data_folder_missing": (("--data", "{tmp}/no_such_folder"), "no_such_folder"),
+            "data_with_one_class": (("--data", "{tmp}/one_class"), "at least 2"),
+            "data_with_a_broken_image": (("--data", "{tmp}/corrupt"), "broken.png"),
+        },
+        prepare=prepare_digits_cnn,
+    ),
+    Example(
+        name="confident_wrong_biased",
+        writes=("metrics.json", "confidence.png", "reliability.png", "shortcut.png"),
+        explicit=(("--epochs", "3"), "epochs", 3),
+        bad_inputs={
+            "epochs_not_a_number": (("--epochs", "ten"), "--epochs"),
+            "fewer_training_digits_than_classes": (("--train-images", "5"), "--train-images"),
+            "more_training_digits_than_the_training_part": (("--train-images", "5000"), "--train-images"),
+            "unknown_option": (("--folds", "3"), "unrecognized arguments"),
+        },
     ),
     Example(
         name="burgers_pinn",
