@@ -282,22 +282,25 @@ class LocalSlurm:
         script_args: tuple[str, ...] = (),
         options: tuple[str, ...] = (),
         cpus: int | None = None,
+        folder: Path | None = None,
     ) -> Job:
         """Submit the job file from a fresh scratch copy once cores are free for it, and return
         without waiting for it to end. `export`: more variables for --export (e.g. a data path);
         `script_args`: arguments for the job script, after its name; `options`: more for sbatch
         (e.g. `--hold`); `cpus`: the cores to keep for it until it ends (default: what it asks
-        for, at most all; 0 for a job that will not run). It goes before the jobs that `start()`
+        for, at most all; 0 for a job that will not run); `folder`: submit from this folder (a
+        reader's unpacked download, say) instead of a scratch copy: the job file at the same
+        relative path there is the one that runs. It goes before the jobs that `start()`
         queued: its caller waits for it."""
         with self.lending_a_core():
-            return self._launch(Path(job_file), export, tuple(script_args), tuple(options), True, cpus=cpus)
+            return self._launch(Path(job_file), export, tuple(script_args), tuple(options), True, cpus=cpus, folder=folder)
 
-    def _launch(self, job_file: Path, export, script_args: tuple, options: tuple, first: bool, key=None, cpus=None) -> Job:
+    def _launch(self, job_file: Path, export, script_args: tuple, options: tuple, first: bool, key=None, cpus=None, folder=None) -> Job:
         job_file = job_file.resolve()
         relative = str(job_file.relative_to(REPO))
         cpus = self.cpus_wanted(JobFile.read(job_file)) if cpus is None else cpus
         with self._turn(cpus, first, key):
-            scratch = scratch_copy(self.scratch_root / _unique_name(self.scratch_root, job_file.stem))
+            scratch = folder or scratch_copy(self.scratch_root / _unique_name(self.scratch_root, job_file.stem))
             command = ["sbatch", *self.submit_args(job_file, export), *options, relative, *script_args]
             job = Job(self, job_file, scratch, command, self.run(*command, cwd=scratch))
             self._watch(job, cpus)

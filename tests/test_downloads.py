@@ -1,0 +1,62 @@
+"""Getting the files onto Puma, as "Your first batch job" tells a reader to: the command shown on
+the page (with the address the browser fills in) fetches the archive from the served site into an
+empty folder, it unpacks into ml-workshop/, and a job file from it runs on the local Slurm. Each
+example's own archive holds what its script imports."""
+
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from conftest import REPO
+from hooks.downloads import files_of
+
+FIRST_JOB_PAGE = "running-jobs/first-job/"
+
+
+@pytest.fixture(scope="module")
+def fetch_commands(browser, site_server) -> str:
+    """The fetch-and-unpack block of the first-job page, as the reader's copy button copies it."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site_server.url + FIRST_JOB_PAGE)
+    blocks = [text for text in page.locator("pre code").all_inner_texts() if "curl " in text]
+    context.close()
+    assert len(blocks) == 1, f"expected one block with curl on {FIRST_JOB_PAGE}, found {len(blocks)}"
+    return blocks[0]
+
+
+@pytest.mark.browser
+def test_the_page_names_the_archive_by_the_address_the_reader_is_on(fetch_commands, site_server):
+    assert f"{site_server.url}downloads/ml-workshop.tar.gz" in fetch_commands, fetch_commands
+
+
+@pytest.mark.browser
+@pytest.mark.slurm
+def test_the_fetched_archive_unpacks_into_a_folder_whose_job_file_runs(fetch_commands, tmp_path, slurm_cluster):
+    reader = tmp_path / "home"
+    reader.mkdir()
+    shell = subprocess.run(["bash", "-euo", "pipefail", "-c", fetch_commands], cwd=reader, capture_output=True, text=True, timeout=120)
+    assert shell.returncode == 0, f"the page's commands failed:\n{shell.stdout}\n{shell.stderr}"
+    unpacked = reader / "ml-workshop"
+    for job_file in (REPO / "slurm").glob("*.sbatch"):
+        assert (unpacked / "slurm" / job_file.name).read_bytes() == job_file.read_bytes(), f"{job_file.name} differs"
+    run = slurm_cluster.launch(REPO / "slurm" / "penguin_species.sbatch", folder=unpacked).wait()
+    assert run.exit_code == 0, run.explain()
+    assert run.log.strip().splitlines()[-1].startswith("result: "), run.explain()
+
+
+@pytest.mark.parametrize("example", ["digits_cnn", "sweep_train", "burgers_pinn"])
+def test_an_examples_own_archive_holds_what_its_script_imports(example, built_site, tmp_path):
+    with tarfile.open(built_site / "downloads" / f"{example}.tar.gz") as archive:
+        names = sorted(archive.getnames())
+        archive.extractall(tmp_path, filter="data")
+    assert names == sorted(f"ml-workshop/{path.as_posix()}" for path in files_of(example)), names
+    assert any(re.match(r"ml-workshop/slurm/.*\.sbatch$", name) for name in names), "no job file in the archive"
+    # --help imports everything the script imports, and needs nothing else.
+    process = subprocess.run(
+        [sys.executable, f"examples/{example}.py", "--help"], cwd=tmp_path / "ml-workshop", capture_output=True, text=True
+    )
+    assert process.returncode == 0, process.stderr
