@@ -1,15 +1,16 @@
 """The order of the tests, and which run together when `make test` runs them in parallel.
 
-`make test` runs the tests in two processes (pytest-xdist: `-n auto --dist loadgroup`) on the two
-cores CI has. Tests that share something expensive go to the same process, as one group:
+`make test` runs the tests in one process per core (pytest-xdist: `-n auto --dist loadgroup`;
+two on CI). Tests that share something expensive go to the same process, as one group:
+- a test marked `@pytest.mark.xdist_group(name)` goes to that group;
 - every test that uses the local Slurm ("slurm"): one cluster, whose jobs run in the background
   (tests/slurm_fixtures.py) while those tests wait and the other process runs the rest;
-- every test that opens pages in Chromium ("browser"): one browser, each page loaded once;
+- the tests of one page of the site in Chromium (`site_page`): the page loaded once;
 - an example's contract tests (tests/test_example_contract.py) with the tests of its own file
   (tests/test_<example>.py, or a file that asks `quick_run("<example>")`): its quick run once;
 - otherwise the tests of one file: its module-scoped fixtures once.
-The Slurm tests come first, the browser tests next, so that the longest groups start first and
-the jobs run beside everything else (also without pytest-xdist, where this is the order).
+The groups in FIRST start first, as they take longest: the Slurm tests (so the jobs run beside
+everything else; also without pytest-xdist, where this is the order) and the setup page's blocks.
 
 pytest-xdist's own `--dist loadgroup` reads the groups from the test ids, which it suffixes with
 `@group`; since pytest 9 an item's id cannot be changed that way, so the groups are passed to
@@ -30,7 +31,7 @@ import pytest
 
 from conftest import REPO
 
-FIRST = ("slurm", "browser")  # the groups that start first, in this order
+FIRST = ("slurm", "code blocks of setup.md")  # the groups that start first, in this order
 
 
 @cache
@@ -49,12 +50,16 @@ def example_of_file(path: Path) -> str | None:
 
 
 def group_of(item: pytest.Item) -> str:
+    marked = item.get_closest_marker("xdist_group")
+    if marked:
+        return marked.args[0]
     fixtures = getattr(item, "fixturenames", ())
     if "slurm_cluster" in fixtures:
         return "slurm"
-    if "browser" in fixtures:
-        return "browser"
-    example = getattr(item, "callspec", None) and item.callspec.params.get("example")
+    params = getattr(item, "callspec", None) and item.callspec.params
+    if params and params.get("site_page") is not None:
+        return f"page {params['site_page']}"
+    example = params and params.get("example")
     if getattr(example, "name", None):
         return example.name
     return example_of_file(item.path) or item.path.name
@@ -65,9 +70,9 @@ def pytest_configure(config):
 
 
 def pytest_itemcollected(item):
-    # as each test is collected, so before any hook reorders or groups them (pytest-xdist reads the
-    # groups in its pytest_collection_modifyitems)
-    item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    # as each test is collected, so before any hook reorders or groups them
+    if not item.get_closest_marker("xdist_group"):
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -94,6 +94,16 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("local Slurm: the daemons' logs", _session[0].cluster.log_tail()))
 
 
+def pytest_sessionfinish(session):
+    if _timings and hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: to the main process
+        session.config.workeroutput["slurm_timings"] = dict(_timings)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _timings.update(getattr(node, "workeroutput", {}).get("slurm_timings", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     if _timings:
         terminalreporter.section("local Slurm: seconds taken (a job: from submission to its end)")

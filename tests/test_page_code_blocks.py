@@ -181,7 +181,12 @@ def test_every_stand_in_replaces_a_skipped_block():
         assert any(key in block.code for block in BLOCKS if block.skip_reason), f"no skipped block contains {key!r}: drop its stand-in"
 
 
-@pytest.mark.parametrize("page", PAGES_TO_RUN)
+def same_process(page: str):
+    """Tests that use one page's run go to the same pytest-xdist process (tests/scheduling.py)."""
+    return pytest.mark.xdist_group(f"code blocks of {page}")
+
+
+@pytest.mark.parametrize("page", [pytest.param(page, marks=same_process(page)) for page in PAGES_TO_RUN])
 def test_code_blocks_of_the_page_run_in_order(page, run_page):
     run = run_page(page)
     assert run.returncode == 0, (
@@ -189,6 +194,7 @@ def test_code_blocks_of_the_page_run_in_order(page, run_page):
     )
 
 
+@same_process(SETUP_PAGE)
 def test_setup_page_kernel_starts_the_environments_python_after_loading_its_modules(run_page):
     run = run_page(SETUP_PAGE)
     assert run.returncode == 0, f"the setup page's blocks failed at {run.failed_block()}:\n{run.output[-3000:]}"
