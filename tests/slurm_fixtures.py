@@ -33,14 +33,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, VENV, skip_or_fail
+from conftest import REPO, skip_or_fail
 from tools.job_rules import JobFile
 from tools.slurm_cluster import ClusterError, SlurmCluster, missing_requirements
-from tools.slurm_jobs import JOB_TIMEOUT_S, TEST_ACCOUNT, LocalSlurm, default_cpus, find_logs, scratch_copy  # noqa: F401
-
-# Until the example tests that submit by hand use slurm_cluster.submit(..., export=...) (their
-# owners' to change): the names they import from here.
-QUICK_EXPORT = f"ALL,WORKSHOP_QUICK=1,WORKSHOP_VENV={VENV}"
+from tools.slurm_jobs import TEST_ACCOUNT, LocalSlurm, default_cpus
 
 _session: list[LocalSlurm] = []
 _timings: dict[str, float] = {}  # for the summary at the end of the run: what the Slurm tests cost
