@@ -1,17 +1,15 @@
-"""The run's plumbing, shared by every example: nothing here is machine learning.
+"""The run's plumbing, shared by every example (nothing here is machine learning): the options
+every example takes and one-line errors; the CPUs and the device the job was given; a progress
+line for the Slurm log; results written so that a crash never leaves half a file.
 
-- the options every example takes (`--quick`, `--seed`, `--out`) and one-line errors;
-- the CPUs the job was given, and the device (GPU or CPU) to run on;
-- a progress line a person can follow in a Slurm log;
-- results written so that a crash never leaves half a file.
-
-Pages show the named parts they explain (`--8<-- "examples/workshop.py:threads"`), never the
-whole file. Nothing here imports torch at the top, so scikit-learn examples do not pay for it.
+Pages show the named parts they explain (`--8<-- "examples/workshop.py:threads"`). Nothing here
+imports torch at the top, so scikit-learn examples do not pay for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import io
 import json
@@ -52,11 +50,9 @@ def make_parser(description: str, default_out: str) -> ArgumentParser:
 
 
 def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> argparse.Namespace:
-    """Read the command line; with --quick, `quick_defaults` replace the defaults of those options.
-
-    An option given on the command line always wins: `--quick --epochs 7` trains 7 epochs.
-    In Jupyter (the notebook form of an example) the kernel's arguments are not ours: defaults.
-    """
+    """Read the command line; with --quick, `quick_defaults` replace those options' defaults, and
+    an option given on the command line still wins (`--quick --epochs 7` trains 7 epochs). In
+    Jupyter (an example's notebook form) the kernel's arguments are not ours: defaults."""
     argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
@@ -97,8 +93,7 @@ def at_least(minimum: float, kind=int):
 
 def positive_float(text: str) -> float:
     """An argparse type: a number greater than 0 (a learning rate, a width)."""
-    value = at_least(float("-inf"), float)(text)
-    if not value > 0:
+    if not (value := at_least(float("-inf"), float)(text)) > 0:
         raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
     return value
 # --8<-- [end:options]
@@ -106,10 +101,8 @@ def positive_float(text: str) -> float:
 
 # --8<-- [start:threads]
 def cpus_from_allocation() -> int:
-    """The CPUs this process may use: Slurm's --cpus-per-task, else the CPUs it may run on.
-
-    Never os.cpu_count(): on a shared node that counts every core, most of them other people's.
-    """
+    """The CPUs this process may use: Slurm's --cpus-per-task, else the CPUs it may run on. Never
+    os.cpu_count(): on a shared node that counts every core, most of them other people's."""
     available = len(os.sched_getaffinity(0))
     from_slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if from_slurm.isdigit() and int(from_slurm) > 0:
@@ -135,11 +128,9 @@ PUMA_TORCH_FIX = "pip install torch==2.13.0 --index-url https://download.pytorch
 
 
 def pick_device():
-    """The first GPU if torch sees one it can run on, else the CPU; the choice is logged.
-
-    A GPU that this PyTorch build has no kernels for (a V100S under a build for newer GPUs)
-    stops the run here, in one line, instead of failing at the first operation.
-    """
+    """The first GPU if torch sees one, else the CPU; logged. A GPU this PyTorch build has no
+    kernels for (a V100S under a build for newer GPUs) stops the run here, in one line, instead of
+    at the first operation on it."""
     import torch
 
     if not torch.cuda.is_available():
@@ -168,10 +159,9 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and (if it is loaded) torch: the same seed gives the same run."""
     import random
 
-    import numpy as np
-
     random.seed(seed)
-    np.random.seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
 
@@ -183,13 +173,8 @@ def log(message: str) -> None:
 
 
 class Progress:
-    """One line per epoch or step: the metrics, the throughput and the time left.
-
-        progress = Progress(total=epochs, unit="images")
-        progress.step(epoch, items=len(train_set), loss=0.12, accuracy=0.97)
-    prints
-        epoch 3/10  loss 0.12  accuracy 0.97  5123 images/s  elapsed 0:00:09  left 0:00:21
-    """
+    """One line per epoch or step: `Progress(total=10, unit="images").step(3, items=5123, loss=0.12)`
+    prints `epoch 3/10  loss 0.12  5123 images/s  elapsed 0:00:01  left 0:00:02`."""
 
     def __init__(self, total: int, unit: str = "samples", label: str = "epoch", done: int = 0):
         self.total, self.unit, self.label = total, unit, label
@@ -217,11 +202,9 @@ def clock(seconds: float) -> str:
 
 # --8<-- [start:results]
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that it is always either the old one or the whole new one.
-
-    The bytes go to a temporary file in the same folder, reach the disk, and the file is renamed
-    over `path`: a rename within one file system is atomic, so a killed job leaves no half file.
-    """
+    """Write a file so that it is always the old one or the whole new one: the bytes go to a
+    temporary file in the same folder, reach the disk, and the file is renamed over `path` (a
+    rename within one file system is atomic, so a killed job leaves no half file)."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -243,9 +226,9 @@ def save_figure(figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     if "ipykernel" in sys.modules:  # the notebook form of an example: show the figure in the cell
-        from IPython.display import display
+        import IPython.display
 
-        display(figure)
+        IPython.display.display(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     plt.close(figure)
@@ -282,12 +265,10 @@ def write_metrics(out: Path, metrics: dict, started: float, device="cpu", thread
 
 def cpu_model() -> str:
     """The CPU's model name, e.g. 'AMD EPYC 7642 48-Core Processor'."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
