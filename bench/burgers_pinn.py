@@ -6,8 +6,10 @@ most the paper's 6.7e-4 within 10 minutes (stretch: 2e-4); the time to reach 1e-
 from each run's error-vs-time history. Full runs use the CPUs this process may use
 (SLURM_CPUS_PER_TASK if set, else its CPU affinity): run it on an idle machine.
 
-Quick mode (what CI runs), one thread as in the tests: at most 60 s, imports included, with an
-error around 1e-2.
+Quick mode (what CI runs), one thread as in the tests: at most 20 s, imports included. Issue 5
+asked for an error around 1e-2 from a 40 s quick mode; the redesign (issue 10) caps every quick
+mode at a few seconds of compute, and such a short run only shows that training works: its error
+must be well below an untrained network's (about 0.6).
 
 BENCH_SEEDS=1 runs the full mode for seed 0 only (about a third of the time, no median).
 """
@@ -22,8 +24,8 @@ SECTION = "burgers_pinn"
 PAPER_ERROR = 6.7e-4  # Raissi, Perdikaris & Karniadakis 2019
 STRETCH_ERROR = 2e-4
 FULL_TARGET_S = 600
-QUICK_TARGET_S = 60
-QUICK_ERROR_TARGET = 2e-2  # "around 1e-2 or better"
+QUICK_TARGET_S = 20
+QUICK_ERROR_TARGET = 0.4  # an untrained network scores about 0.6
 
 
 def rows() -> list[Row]:
@@ -42,7 +44,7 @@ def rows() -> list[Row]:
     of_seeds = f"median of {len(full)} seeds" if len(full) > 1 else "seed 0 only"
     what = (
         f"{settings['layers']}x{settings['width']}, {settings['points']} points, {settings['adam_steps']} Adam + "
-        f"{settings['lbfgs_steps']} L-BFGS ({settings['float64_steps']} in float64), {threads} thread(s)"
+        f"{settings['lbfgs_steps']} L-BFGS, {threads} thread(s)"
     )
     each_error = ", ".join(f"{e:.2e}" for e in errors)
     each_time = ", ".join(f"{s:.0f}" for s in seconds)

@@ -29,9 +29,9 @@ def rows() -> list[Row]:
     return [
         Row(SECTION, "settings gathered (rows of examples/sweep_params.csv)", f"{metrics['points']} of {expected}",
             f"{expected} of {expected}", metrics["points"] == expected),
-        Row(SECTION, f"best by validation: task {best['task']} (lr {best['learning_rate']:g}, {best['hidden']} hidden)",
+        Row(SECTION, f"best by validation: task {best['task']} (learning rate {best['learning_rate']:g})",
             f"validation {best['validation_accuracy']:.2%}, test {best['test_accuracy']:.2%}"),
-        Row(SECTION, f"worst: task {worst['task']} (lr {worst['learning_rate']:g}, {worst['hidden']} hidden)",
+        Row(SECTION, f"worst: task {worst['task']} (learning rate {worst['learning_rate']:g})",
             f"validation {worst['validation_accuracy']:.2%}"),
         Row(SECTION, "array + gathering job, submission to gathered table (local Slurm)", f"{seconds:.0f} s"),
     ]  # fmt: skip
