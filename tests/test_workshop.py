@@ -63,3 +63,15 @@ def test_an_explicit_option_beats_the_quick_default(argv, quick_from_environment
     monkeypatch.setattr("sys.argv", ["example.py", *argv])
     monkeypatch.setenv("WORKSHOP_QUICK", "1" if quick_from_environment else "0")
     assert workshop.parse_args(parser, quick_defaults={"epochs": 4}).epochs == epochs
+
+
+def test_the_fix_the_preflight_names_is_the_setup_pages_puma_command_with_the_tested_pin():
+    # The setup page's Puma command cannot run here (this machine reaches only PyPI, where
+    # torch==2.13.0 is the CPU build); this pins its shape: PyTorch's CUDA 12.6 index (the last
+    # with Volta kernels for the V100S) and the version requirements.txt tests.
+    from conftest import REPO
+
+    setup_page = (REPO / "docs" / "setup.md").read_text()
+    tested_pin = next(line for line in (REPO / "requirements.txt").read_text().splitlines() if line.startswith("torch=="))
+    assert f"python3 -m {workshop.PUMA_TORCH_FIX}" in setup_page, "the setup page does not show the command the preflight names"
+    assert workshop.PUMA_TORCH_FIX == f"pip install {tested_pin} --index-url https://download.pytorch.org/whl/cu126"
