@@ -288,7 +288,7 @@ class LocalSlurm:
         without waiting for it to end. `export`: more variables for --export (e.g. a data path);
         `script_args`: arguments for the job script, after its name; `options`: more for sbatch
         (e.g. `--hold`); `cpus`: the cores to keep for it until it ends (default: what it asks
-        for, at most all; 0 for a job that will not run); `folder`: submit from this folder (a
+        for; at most the `cpus` jobs get; 0 for a job that will not run); `folder`: submit from this folder (a
         reader's unpacked download, say) instead of a scratch copy: the job file at the same
         relative path there is the one that runs. It goes before the jobs that `start()`
         queued: its caller waits for it."""
@@ -298,7 +298,7 @@ class LocalSlurm:
     def _launch(self, job_file: Path, export, script_args: tuple, options: tuple, first: bool, key=None, cpus=None, folder=None) -> Job:
         job_file = job_file.resolve()
         relative = str(job_file.relative_to(REPO))
-        cpus = self.cpus_wanted(JobFile.read(job_file)) if cpus is None else cpus
+        cpus = self.cpus_wanted(JobFile.read(job_file)) if cpus is None else min(cpus, self.cpus)
         with self._turn(cpus, first, key):
             scratch = folder or scratch_copy(self.scratch_root / _unique_name(self.scratch_root, job_file.stem))
             command = ["sbatch", *self.submit_args(job_file, export), *options, relative, *script_args]
