@@ -16,7 +16,7 @@ itself; see tools/slurm_jobs.py.
 
 Jobs run while other tests run: when the fixture starts the cluster (the Slurm tests come first,
 tests/scheduling.py), every job file that a selected test submits (a test parametrized with
-`job_file`, using this fixture) is submitted in the background, in test order, as cores become
+`job_file`, using this fixture; or the script in slurm/ that submits it) is submitted in the background, in test order, as cores become
 free; a job a test is waiting for goes first. The jobs get this machine's cores less one for each
 other pytest-xdist worker, and less the one this test process runs on, except while it waits
 for a job (WORKSHOP_SLURM_CPUS sets the cores instead).
@@ -36,7 +36,7 @@ import pytest
 from conftest import REPO, skip_or_fail
 from tools.job_rules import JobFile
 from tools.slurm_cluster import ClusterError, SlurmCluster, missing_requirements
-from tools.slurm_jobs import TEST_ACCOUNT, LocalSlurm, default_cpus
+from tools.slurm_jobs import TEST_ACCOUNT, LocalSlurm, default_cpus, script_submitting
 
 _session: list[LocalSlurm] = []
 _timings: dict[str, float] = {}  # for the summary at the end of the run: what the Slurm tests cost
@@ -72,13 +72,15 @@ def slurm_cluster(tmp_path_factory, request):
 
 
 def job_files_to_submit(items) -> list[Path]:
-    """The runnable job files that these tests submit (parameter `job_file`), in test order."""
+    """What these tests submit (parameter `job_file`), in test order: each runnable job file, or
+    the script in slurm/ that submits it (slurm/submit_sweep.sh)."""
     found = []
     for item in items:
         job_file = getattr(item, "callspec", None) and item.callspec.params.get("job_file")
-        if "slurm_cluster" in getattr(item, "fixturenames", ()) and isinstance(job_file, Path) and job_file not in found:
-            if job_file.suffix == ".sbatch" and JobFile.read(job_file).not_runnable_reason is None:
-                found.append(job_file)
+        if "slurm_cluster" in getattr(item, "fixturenames", ()) and isinstance(job_file, Path) and job_file.suffix == ".sbatch":
+            submitted = script_submitting(job_file) or (job_file if JobFile.read(job_file).not_runnable_reason is None else None)
+            if submitted and submitted not in found:
+                found.append(submitted)
     return found
 
 

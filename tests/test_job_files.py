@@ -9,9 +9,11 @@
    with the example's `result:` line, the example wrote results/<job name>_<job id>/metrics.json,
    and a GPU job, finding no GPU here, says in its log that it runs on the CPU. The jobs run in
    the background from the start of the session (tests/slurm_fixtures.py); these tests wait.
+   A job file that a script in slurm/ submits (slurm/submit_sweep.sh: the sweep's array and its
+   gathering job) is checked from that script's run, as a reader submits it, once per session.
 
 A job file that cannot run on a one-node test cluster says so in a comment,
-`# test: not-runnable-here: <reason>`, and gets checks 1 to 3.
+`# test: not-runnable-here: <reason>`, and gets checks 1 to 3 (4 too, if a script submits it).
 """
 
 import re
@@ -21,10 +23,11 @@ import subprocess
 import pytest
 from conftest import REPO, skip_or_fail
 from tools.job_rules import RULES, JobFile, check
+from tools.slurm_jobs import script_submitting
 
 JOB_FILES = sorted((REPO / "slurm").glob("*.sbatch"))
 JOBS = {path: JobFile.read(path, REPO) for path in JOB_FILES}
-RUNNABLE = [path for path, job in JOBS.items() if job.not_runnable_reason is None]
+RUNNABLE = [path for path, job in JOBS.items() if job.not_runnable_reason is None or script_submitting(path)]
 BAD_JOB_FILES = REPO / "tests" / "bad_job_files"
 
 # A test over zero job files must fail, not pass: the one parameter `None` then stands for "none found".
@@ -125,7 +128,13 @@ def test_job_file_is_accepted_by_sbatch_test_only(job_file, slurm_cluster):
 @pytest.mark.parametrize("job_file", EVERY_RUNNABLE_JOB_FILE)
 def test_job_file_runs_unchanged_and_its_log_ends_with_the_result(job_file, slurm_cluster):
     require(job_file)
-    run = slurm_cluster.submit(job_file)
+    script = script_submitting(job_file)
+    if script:
+        _, runs = slurm_cluster.submit_script(script)
+        run = next((run for run in runs if run.job_file == job_file), None)
+        assert run, f"{script.relative_to(REPO)} submitted no job from {job_file.name}: {[r.job_file.name for r in runs]}"
+    else:
+        run = slurm_cluster.submit(job_file)
     job = JOBS[job_file]
     assert run.job_id is not None, f"sbatch did not accept the job\n{run.explain()}"
     assert run.exit_code == 0, f"the job ended with exit code {run.exit_code}\n{run.explain()}"

@@ -11,8 +11,9 @@ The one way the tests, the benchmark and `make results` submit job files and wai
     slurm.run("scontrol", "requeue", str(job.id))
     run = job.wait()                                      # the same JobRun as submit's
 
-    jobs = slurm.launch_script(REPO / "slurm/submit_sweep.sh")  # a script that runs sbatch itself:
-    runs = [job.wait() for job in jobs]                         # a Job for each job it submitted
+    output, jobs = slurm.launch_script(REPO / "slurm/submit_sweep.sh")  # a script that runs sbatch:
+    runs = [job.wait() for job in jobs]                                 # a Job for each job it submitted
+    output, runs = slurm.submit_script(REPO / "slurm/submit_sweep.sh")  # the same, waited for, once a session
 
 Each submission runs from a scratch copy of the repository of its own (what git tracks, and new
 files it does not ignore), with the job file unchanged and only `--account` (when the file has
@@ -232,7 +233,7 @@ class LocalSlurm:
         self._tickets: dict[tuple, object] = {}  # submit()'s arguments -> its place in _turns
         self._urgent: set[tuple] = set()  # submit()'s arguments that a caller waits for
         self._jobs: list[Job] = []  # every job submitted, for the waiting thread
-        self._runs: dict[tuple, Job | None] = {}  # submit()'s jobs, once per job file and arguments
+        self._once: dict[tuple, object] = {}  # submit()'s Jobs and submit_script()'s, once per arguments
         self._closed = False
         self._poller = threading.Thread(target=self._poll, name="slurm-poller", daemon=True)
         self._poller.start()
@@ -312,15 +313,26 @@ class LocalSlurm:
         with self.lending_a_core():
             return self._submitted(Path(job_file), export, tuple(script_args), first=True).wait()
 
+    def submit_script(self, script: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[JobRun]]:
+        """launch_script(), then wait for every job the script submitted: once per session for
+        the same arguments (later calls, from any test, get the same output and JobRuns)."""
+        with self.lending_a_core():
+            output, jobs = self._script_submitted(Path(script), tuple(args), first=True)
+            return output, [job.wait() for job in jobs]
+
     def start(self, job_files: list[Path]) -> None:
-        """Submit these job files in the background (each once per session, after any job a
-        caller waits for): a later `submit` of one of them only waits for it to end."""
-        for job_file in job_files:
-            threading.Thread(target=self._in_background, args=(Path(job_file),), daemon=True).start()
+        """Submit these job files (or run these submitting scripts, slurm/*.sh) in the background,
+        each once per session and after any job a caller waits for: a later `submit` of one of
+        them (`submit_script`) only waits for it to end."""
+        for job_file in map(Path, job_files):
+            threading.Thread(target=self._in_background, args=(job_file,), daemon=True).start()
 
     def _in_background(self, job_file: Path) -> None:
         try:
-            self._submitted(job_file, None, (), first=False)
+            if job_file.suffix == ".sh":
+                self._script_submitted(job_file, (), first=False)
+            else:
+                self._submitted(job_file, None, (), first=False)
         except JobError:
             if not self._closed:  # else: the session ended before its turn, and nobody waits for it
                 raise
@@ -336,11 +348,15 @@ class LocalSlurm:
         --account) as its arguments, then `args`. Returns its output and a Job for each job it
         submitted (found by their working folder, the scratch copy), by job id. Its jobs are
         not known before it runs: it holds all the cores until they have ended."""
-        script = Path(script).resolve()
-        job_files = [REPO / name for name in re.findall(r"slurm/\w+\.sbatch", script.read_text())]
-        with self.lending_a_core(), self._turn(self.cpus, first=True):
+        with self.lending_a_core():
+            return self._launch_script(Path(script), tuple(args), first=True)
+
+    def _launch_script(self, script: Path, args: tuple, first: bool, key=None) -> tuple[subprocess.CompletedProcess, list[Job]]:
+        script = script.resolve()
+        with self._turn(self.cpus, first, key):
             scratch = scratch_copy(self.scratch_root / _unique_name(self.scratch_root, script.stem))
-            command = [str(script.relative_to(REPO)), *self.submit_args(job_files[0] if job_files else script), *args]
+            submitted = job_files_submitted_by(script)
+            command = [str(script.relative_to(REPO)), *self.submit_args(submitted[0] if submitted else script), *args]
             output = self.run(*command, cwd=scratch, timeout=120)
             jobs = []
             for record in self._records():
@@ -368,8 +384,9 @@ class LocalSlurm:
     def finished(self) -> list[JobRun]:
         """submit()'s jobs that have ended, in the order they were submitted."""
         with self.lock:
-            jobs = [job for job in self._runs.values() if job is not None and job.ended]
-        return [job.result() for job in jobs]
+            made = [made for made in self._once.values() if made is not None]
+        jobs = [job for made in made for job in ([made] if isinstance(made, Job) else made[1])]
+        return [job.result() for job in jobs if job.ended]
 
     def shutdown(self) -> None:
         """Submit nothing more, and cancel every job that has not ended."""
@@ -402,30 +419,39 @@ class LocalSlurm:
     def _submitted(self, job_file: Path, export: dict[str, str] | None, script_args: tuple[str, ...], first: bool) -> Job:
         """submit()'s job for these arguments: launched by the first caller, waited for by all."""
         key = (job_file.resolve(), tuple(sorted((export or {}).items())), script_args)
+        return self._once_per_session(key, lambda: self._launch(job_file, export, script_args, (), first, key), first)
+
+    def _script_submitted(self, script: Path, args: tuple[str, ...], first: bool) -> tuple[subprocess.CompletedProcess, list[Job]]:
+        key = (script.resolve(), args)
+        return self._once_per_session(key, lambda: self._launch_script(script, args, first, key), first)
+
+    def _once_per_session(self, key: tuple, make, first: bool):
+        """What `make()` returns for this key, made by the first caller and shared by all. A
+        caller that waits (`first`) for one that start() queued moves it to the front."""
         with self.lock:
-            if key in self._runs:
-                if first and self._runs[key] is None:  # queued by start(): a caller waits for it now
+            if key in self._once:
+                if first and self._once[key] is None:  # queued by start(): a caller waits for it now
                     self._urgent.add(key)
                     if key in self._tickets:
                         self._turns.remove(self._tickets[key])
                         self._turns.insert(0, self._tickets[key])
                     self.lock.notify_all()
-                self.lock.wait_for(lambda: self._runs[key] is not None or self._closed)
-                if self._runs[key] is None:
-                    raise JobError(f"the session ended before {job_file.name} was submitted")
-                return self._runs[key]
-            self._runs[key] = None
+                self.lock.wait_for(lambda: self._once[key] is not None or self._closed)
+                if self._once[key] is None:
+                    raise JobError(f"the session ended before {key[0].name} was submitted")
+                return self._once[key]
+            self._once[key] = None
         try:
-            job = self._launch(job_file, export, script_args, (), first, key)
+            made = make()
         except BaseException:
             with self.lock:
-                del self._runs[key]
+                del self._once[key]
                 self.lock.notify_all()
             raise
         with self.lock:
-            self._runs[key] = job
+            self._once[key] = made
             self.lock.notify_all()
-        return job
+        return made
 
     @contextlib.contextmanager
     def _turn(self, cpus: int, first: bool, key: tuple | None = None):
@@ -494,6 +520,16 @@ class LocalSlurm:
                     if any(r.get("Reason") == NEVER_STARTS for r in mine):
                         self.run("scancel", str(job.id), timeout=30)
             self.lock.notify_all()
+
+
+def job_files_submitted_by(script: Path) -> list[Path]:
+    """The job files in slurm/ that a submitting script names, in order."""
+    return [REPO / name for name in dict.fromkeys(re.findall(r"slurm/\w+\.sbatch", Path(script).read_text()))]
+
+
+def script_submitting(job_file: Path) -> Path | None:
+    """The script in slurm/ that submits this job file (e.g. slurm/submit_sweep.sh), if any."""
+    return next((script for script in sorted((REPO / "slurm").glob("*.sh")) if Path(job_file).resolve() in job_files_submitted_by(script)), None)
 
 
 def _unique_name(folder: Path, stem: str) -> str:
