@@ -25,7 +25,6 @@ registers is started, with the modules its kernel.json loads, and asked to impor
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, VENV, skip_or_fail
 from pytest_codeblocks import extract_from_file
+from tools.slurm_jobs import scratch_copy
 
 DOCS = REPO / "docs"
 SETUP_PAGE = "setup.md"
@@ -100,18 +100,6 @@ def session_script(blocks: list[Block], scratch: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-def copy_of_repository(destination: Path) -> None:
-    """The repository's files as a clone would hold them (tracked and new, not the ignored ones)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-
-
 def reader_environment(home: Path, page: str) -> dict[str, str]:
     path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if Path(entry) != VENV / "bin"]
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
@@ -149,7 +137,7 @@ def run_page(tmp_path_factory):
             home, work = sandbox / "home", sandbox / "repository"
             home.mkdir()
             work.mkdir()
-            copy_of_repository(work)
+            scratch_copy(work)
             script = session_script([b for b in BLOCKS if b.page == page], sandbox)
             env = reader_environment(home, page)
             done = subprocess.run(
