@@ -244,6 +244,17 @@ def gpu_request(job: JobFile) -> list[Problem]:
     return []
 
 
+def gpu_count(job: JobFile) -> list[Problem]:
+    """`--gres=gpu:N` with no type only for one GPU: UArizona warns that a larger N there can hand
+    out several A100 MIG slices; two to four whole V100S GPUs are `gpu:volta:N`."""
+    gres = job.get("--gres")
+    count = re.fullmatch(r"gpu:(\d+)", (gres.value or "") if gres else "")
+    if not count or int(count.group(1)) <= 1:
+        return []
+    return [Problem("gpu-count", job.label, gres.line, f"`--gres=gpu:{count.group(1)}` names no GPU type",
+                    f"use --gres=gpu:volta:{count.group(1)} for {count.group(1)} whole V100S GPUs (gpu:1 only for one GPU)")]  # fmt: skip
+
+
 def no_mem_per_cpu(job: JobFile) -> list[Problem]:
     """Memory follows the CPUs (5 GB each); --mem-per-cpu only for the high-memory nodes."""
     directive = job.get("--mem-per-cpu")
@@ -341,6 +352,7 @@ RULES = {
     "account": account,
     "high-priority-qos": high_priority_qos,
     "gpu-request": gpu_request,
+    "gpu-count": gpu_count,
     "mem-per-cpu": no_mem_per_cpu,
     "time": time_limit,
     "output": output_names_the_log,
