@@ -233,6 +233,7 @@ class LocalSlurm:
         self._tickets: dict[tuple, object] = {}  # submit()'s arguments -> its place in _turns
         self._urgent: set[tuple] = set()  # submit()'s arguments that a caller waits for
         self._jobs: list[Job] = []  # every job submitted, for the waiting thread
+        self._groups: list[tuple[list[Job], int]] = []  # a script's jobs, and the cores they hold together
         self._once: dict[tuple, object] = {}  # submit()'s Jobs and submit_script()'s, once per arguments
         self._closed = False
         self._poller = threading.Thread(target=self._poll, name="slurm-poller", daemon=True)
@@ -289,10 +290,10 @@ class LocalSlurm:
         without waiting for it to end. `export`: more variables for --export (e.g. a data path);
         `script_args`: arguments for the job script, after its name; `options`: more for sbatch
         (e.g. `--hold`); `cpus`: the cores to keep for it until it ends (default: what it asks
-        for; at most the `cpus` jobs get; 0 for a job that will not run); `folder`: submit from this folder (a
-        reader's unpacked download, say) instead of a scratch copy: the job file at the same
-        relative path there is the one that runs. It goes before the jobs that `start()`
-        queued: its caller waits for it."""
+        for; at most the `cpus` jobs get; 0 for a job that will not run); `folder`: submit from
+        this folder (a reader's unpacked download, say) instead of a scratch copy: the job file
+        at the same relative path there is the one that runs. It goes before the jobs that
+        `start()` queued: its caller waits for it."""
         with self.lending_a_core():
             return self._launch(Path(job_file), export, tuple(script_args), tuple(options), True, cpus=cpus, folder=folder)
 
@@ -367,10 +368,10 @@ class LocalSlurm:
             jobs.sort(key=lambda job: job.id)
             for job in jobs:
                 self._watch(job, 0)
-            if jobs:  # the cores go back when the last of them ends
-                jobs[-1].cpus = self.cpus
+            if jobs:  # the cores go back once all of them have ended
                 with self.lock:
                     self._cpus_free -= self.cpus
+                    self._groups.append((jobs, self.cpus))
         return output, jobs
 
     def cpus_wanted(self, job: JobFile) -> int:
@@ -519,6 +520,9 @@ class LocalSlurm:
                     job.cpus = 0
                     if any(r.get("Reason") == NEVER_STARTS for r in mine):
                         self.run("scancel", str(job.id), timeout=30)
+            for group in [group for group in self._groups if all(job.ended for job in group[0])]:
+                self._groups.remove(group)
+                self._cpus_free += group[1]
             self.lock.notify_all()
 
 
