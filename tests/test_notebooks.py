@@ -6,7 +6,6 @@ figure), not just the last one."""
 import json
 import re
 import shutil
-import sys
 
 import nbformat
 import pytest
@@ -14,8 +13,7 @@ from nbclient import NotebookClient
 
 from conftest import REPO
 
-sys.path.insert(0, str(REPO))
-from hooks.notebooks import SHARED_MODULES, notebook_scripts, to_notebook  # noqa: E402
+from hooks.notebooks import SHARED_MODULES, notebook_scripts, to_notebook
 
 SCRIPTS = notebook_scripts(REPO / "examples")
 INCLUDED_BY_EXAMPLE_PAGES = sorted(

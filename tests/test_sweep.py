@@ -66,9 +66,10 @@ def test_the_gathering_picks_the_best_validation_accuracy_and_reports_its_test_a
 
 @pytest.mark.slurm
 def test_submit_sweep_runs_every_task_then_the_gathering_job_which_chooses_by_validation(slurm_cluster):
-    submitted, jobs = slurm_cluster.launch_script(SUBMIT)
-    assert submitted.returncode == 0 and len(jobs) == 2, submitted.stdout + submitted.stderr
-    array, gather = (job.wait() for job in jobs)  # by job id: the array was submitted first
+    # the same run as tests/test_job_files.py's (once per session): the array, then the gathering job
+    submitted, runs = slurm_cluster.submit_script(SUBMIT)
+    assert submitted.returncode == 0 and len(runs) == 2, submitted.stdout + submitted.stderr
+    array, gather = runs  # by job id: the array was submitted first
     assert array.exit_code == 0, array.explain()
     assert gather.exit_code == 0, f"the gathering job did not run, or failed\n{gather.explain()}"
 
