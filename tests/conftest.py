@@ -1,6 +1,8 @@
 """Shared test fixtures and helpers. The site's fixtures are in site_fixtures.py, the local Slurm's
 in slurm_fixtures.py and slurm_cluster.py; helpers to run an example script are at the end."""
 
+import atexit
+import functools
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tools.warm_python import WarmPython
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
@@ -26,14 +29,28 @@ pytest_plugins = ["slurm_fixtures", "site_fixtures"]
 
 
 # Running an example script as a user would, and checking how it refuses bad input.
-def run_script(script: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_script(
+    script: Path, *args: str, timeout: float = 600, env: dict | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
     """Run examples/<script> from the repository root on one thread (the tests share two cores),
-    with no quick mode from the environment unless `--quick` is given; `env` adds variables."""
+    with no quick mode from the environment unless `--quick` is given; `env` adds variables.
+    It runs in the warm Python (tools/warm_python.py: the libraries already imported) unless
+    `fresh`, which starts a new interpreter as a person does."""
     environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg", **(env or {})}
     environment.pop("WORKSHOP_QUICK", None)
+    if not fresh:
+        return warm_python().run([str(script), *args], cwd=REPO, env=environment, timeout=timeout)
     return subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=timeout
     )
+
+
+@functools.cache
+def warm_python() -> WarmPython:
+    """One warm Python per test process, started on first use and stopped when the process ends."""
+    python = WarmPython().__enter__()
+    atexit.register(python.__exit__)
+    return python
 
 
 def assert_refused_in_one_line(process: subprocess.CompletedProcess, named: str) -> None:
@@ -51,14 +68,14 @@ def unwritable_folder(tmp_path: Path) -> Path:
     return blocker / "results"
 
 
-def run_example(example, scratch: Path, *extra: str, out: Path | None = None) -> subprocess.CompletedProcess:
+def run_example(example, scratch: Path, *extra: str, out: Path | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
     """Run an example of tests/example_contracts.py: its quick arguments, then `extra`, with --out
     (default: scratch/out). `{tmp}` in an argument is `scratch`, made ready by the row's `prepare`."""
     if example.prepare:
         example.prepare(scratch)
     args = [arg.format(tmp=scratch) for arg in (*example.quick_args, *extra)]
     out = out or scratch / "out"
-    return run_script(example.script, *args, "--out", str(out), env=example.environment)
+    return run_script(example.script, *args, "--out", str(out), env=example.environment, fresh=fresh)
 
 
 @dataclass
@@ -78,7 +95,7 @@ def quick_run(tmp_path_factory):
     def run(name: str) -> QuickRun:
         if name not in runs:
             scratch = tmp_path_factory.mktemp(f"{name}_quick")
-            process = run_example(BY_NAME[name], scratch)
+            process = run_example(BY_NAME[name], scratch, fresh=True)
             metrics_file = scratch / "out" / "metrics.json"
             metrics = json.loads(metrics_file.read_text()) if process.returncode == 0 and metrics_file.is_file() else {}
             runs[name] = QuickRun(process, scratch / "out", metrics)

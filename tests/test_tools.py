@@ -6,7 +6,7 @@ from conftest import REPO
 from tools import results
 from tools.full_runs import RECIPES, WITHOUT_FULL_RUN
 
-SHARED_MODULES = {"workshop", "digits"}
+SHARED_MODULES = {"workshop", "digits", "game_solver"}
 
 
 def test_every_example_has_a_full_run_for_make_results_or_says_why_not():
@@ -37,3 +37,35 @@ def test_timings_that_disagree_beyond_the_tolerance_are_refused():
     results.check_probes([1.0, 1.05, 1.0 + results.TOLERANCE * 0.9])
     with pytest.raises(results.Refused, match="repeated timings disagree"):
         results.check_probes([1.0, 1.05, 1.0 + results.TOLERANCE * 1.5])
+
+
+WHAT_A_SCRIPT_SEES = """
+import json, os, sys
+print(json.dumps({"name": __name__, "file": __file__, "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0],
+                  "variable": os.environ.get("WARM_TEST"), "stdin": sys.stdin.read()}))
+print("to stderr", file=sys.stderr)
+if sys.argv[1] == "exit":
+    sys.exit(int(sys.argv[2]))
+if sys.argv[1] == "raise":
+    raise ValueError("a bug")
+"""
+
+
+@pytest.mark.parametrize("how", [("exit", "0"), ("exit", "2"), ("raise", "-")], ids=["exit 0", "exit 2", "uncaught exception"])
+def test_the_warm_python_runs_a_script_as_a_fresh_python_does(how, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import warm_python
+
+    script = tmp_path / "folder" / "script.py"
+    script.parent.mkdir()
+    script.write_text(WHAT_A_SCRIPT_SEES)
+    environment = {"PATH": os.environ["PATH"], "WARM_TEST": "yes"}
+    fresh = subprocess.run([sys.executable, str(script), *how], cwd=tmp_path, env=environment, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    warm = warm_python().run([str(script), *how], cwd=tmp_path, env=environment, timeout=60)
+    assert (warm.returncode, warm.stdout) == (fresh.returncode, fresh.stdout)
+    assert warm.stderr.splitlines()[0] == fresh.stderr.splitlines()[0] == "to stderr"
+    assert warm.stderr.splitlines()[-1] == fresh.stderr.splitlines()[-1]  # the exception's last line, if any
