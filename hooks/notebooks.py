@@ -2,22 +2,28 @@
 
 An example script with jupytext `# %%` cells *is* the notebook: at build time each one is
 converted (jupytext, "percent" format) into notebooks/<name>.ipynb in the built site, next to a
-copy of the modules it imports (workshop.py, digits.py). There is no second copy to keep in step. A page links
+copy of the project modules it imports (workshop.py, digits.py, ...: found as the downloads hook
+finds them). There is no second copy to keep in step. A page links
 to `../notebooks/<name>.ipynb`; the link is checked like any other.
 """
 
 from pathlib import Path
 
 import jupytext
+from downloads import files_of
 from mkdocs.structure.files import File
 
 EXAMPLES = Path("examples")
-SHARED_MODULES = [EXAMPLES / "workshop.py", EXAMPLES / "digits.py"]
 
 
 def notebook_scripts(examples: Path = EXAMPLES) -> list[Path]:
     """The example scripts that have notebook cells."""
     return sorted(path for path in examples.glob("*.py") if "\n# %%" in path.read_text())
+
+
+def modules_beside(script: Path) -> list[Path]:
+    """The project modules a notebook imports, offered beside it (workshop.py, digits.py, ...)."""
+    return [path for path in files_of(script.stem) if path.suffix == ".py" and path.stem != script.stem]
 
 
 def to_notebook(script: Path) -> str:
@@ -27,8 +33,10 @@ def to_notebook(script: Path) -> str:
 
 
 def on_files(files, config):
+    imported = set()
     for script in notebook_scripts():
         files.append(File.generated(config, f"notebooks/{script.stem}.ipynb", content=to_notebook(script)))
-    for module in SHARED_MODULES:
+        imported |= set(modules_beside(script))
+    for module in sorted(imported):
         files.append(File.generated(config, f"notebooks/{module.name}", content=module.read_text()))
     return files

@@ -23,7 +23,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*(metric|run_summary)\((.*?)\)\s*\}\}")
 def load_results(docs_dir: Path, example: str) -> dict:
     path = docs_dir / "results" / example / "metrics.json"
     if not path.is_file():
-        raise PluginError(f"no results for {example!r}: {path} is missing (run `make bench` to make it)")
+        raise PluginError(f"no results for {example!r}: {path} is missing (run `make results NAME={example}` on an idle machine to make it)")
     return json.loads(path.read_text())
 
 

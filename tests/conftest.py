@@ -18,6 +18,12 @@ VENV = REPO / ".venv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def example_names() -> set[str]:
+    """The examples: the scripts in examples/ that take the workshop's options (`workshop.make_parser`).
+    The other modules there (workshop.py, digits.py, ...) are what examples import."""
+    return {path.stem for path in (REPO / "examples").glob("*.py") if "workshop.make_parser(" in path.read_text()}
+
+
 def skip_or_fail(reason: str):
     """Skip a test that cannot run here, with the reason; under CI=true nothing may skip."""
     if IN_CI:

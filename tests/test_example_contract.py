@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, run_example, unwritable_folder
+from conftest import example_names, run_example, unwritable_folder
 from example_contracts import EXAMPLES, Example
 
 EARLIER_RESULTS = '{"accuracy": 0.99, "from": "an earlier run"}\n'
 
 
 def test_the_contract_covers_every_example_script():
-    scripts = {path.stem for path in (REPO / "examples").glob("*.py")} - {"workshop", "digits"}
+    scripts = example_names()
     assert scripts, "no example script found in examples/"
     missing = scripts - {example.name for example in EXAMPLES}
     assert not missing, f"these examples have no row in tests/example_contracts.py: {sorted(missing)}"

@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from conftest import REPO
 
-from hooks.notebooks import SHARED_MODULES, notebook_scripts, to_notebook
+from hooks.notebooks import modules_beside, notebook_scripts, to_notebook
 
 SCRIPTS = notebook_scripts(REPO / "examples")
 INCLUDED_BY_EXAMPLE_PAGES = sorted(
@@ -34,8 +34,9 @@ def test_every_example_page_script_can_be_a_notebook():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_notebook_form_runs_in_quick_mode_and_writes_its_metrics(script, tmp_path, monkeypatch):
-    # The reader's folder: the downloaded notebook beside workshop.py, as the page tells them.
-    for module in SHARED_MODULES:
+    # The reader's folder: the downloaded notebook beside workshop.py (and the other modules it
+    # imports), as the page tells them.
+    for module in modules_beside(script):
         shutil.copy(REPO / module, tmp_path)
     notebook = nbformat.reads(to_notebook(script), as_version=4)
     monkeypatch.setenv("WORKSHOP_QUICK", "1")

@@ -2,15 +2,12 @@
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, example_names
 from tools import results
 from tools.full_runs import RECIPES, WITHOUT_FULL_RUN
 
-SHARED_MODULES = {"workshop", "digits", "game_solver"}
-
-
 def test_every_example_has_a_full_run_for_make_results_or_says_why_not():
-    examples = {path.stem for path in (REPO / "examples").glob("*.py")} - SHARED_MODULES
+    examples = example_names()
     missing = examples - set(RECIPES) - set(WITHOUT_FULL_RUN)
     assert not missing, f"add these to RECIPES in tools/full_runs.py (or to WITHOUT_FULL_RUN, with the reason): {sorted(missing)}"
     gone = (set(RECIPES) | set(WITHOUT_FULL_RUN)) - examples
