@@ -101,3 +101,16 @@ def test_every_job_file_on_the_pages_is_one_the_tests_submit():
     assert job_files, "the running-jobs pages include no job file from slurm/"
     for name in job_files:
         assert (REPO / name).is_file() and name.endswith(".sbatch"), f"{name}: a page includes a job file that is not in slurm/"
+
+
+@pytest.mark.slurm
+def test_a_job_over_pumas_time_limit_is_refused_with_the_message_the_first_job_page_quotes(slurm_cluster):
+    # The page shows both outcomes: refused at once (EnforcePartLimits, as here), or pending for
+    # ever with the reason PartitionTimeLimit on a cluster without that setting.
+    page = (PAGES / "first-job.md").read_text()
+    job_file = REPO / "slurm" / "hello_job.sbatch"
+    result = slurm_cluster.run("sbatch", *slurm_cluster.submit_args(job_file), "--time=10-00:00:01", str(job_file), cwd=REPO)
+    refusal = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+    assert result.returncode != 0, f"sbatch accepted a job over the 10-day limit:\n{result.stdout}{result.stderr}"
+    assert refusal and refusal in page, f"first-job.md should quote what sbatch prints: {refusal!r}"
+    assert "(PartitionTimeLimit)" in page, "first-job.md should also show the other outcome: pending with reason PartitionTimeLimit"
