@@ -32,13 +32,18 @@ import tempfile
 import traceback
 from pathlib import Path
 
-# The libraries the examples import; importing them is most of a short run's time.
+# The libraries the examples import; importing them is most of a short run's time. torch._dynamo
+# is not imported by `import torch`, but by an optimizer's first step: as long again as torch.
 PRELOADED = (
     "numpy",
     "scipy",
+    "scipy.stats",
     "pandas",
+    "PIL.Image",
     "torch",
+    "torch._dynamo",
     "torch.nn",
+    "torch.optim",
     "torch.utils.data",
     "sklearn",
     "sklearn.cluster",
