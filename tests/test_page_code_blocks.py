@@ -6,7 +6,10 @@ here the way that plugin reads it, on the line before the block:
     <!--pytest.mark.skip(reason="Puma only: loads Puma's environment modules")-->
 
 A skip without a reason is an error. A block that only includes a file (`--8<-- "..."`) is left
-to that file's own tests. A skipped block that later blocks depend on has a stand-in here
+to that file's own tests. An example's "try it quickly" block, `python3 examples/<name>.py --quick
+--out results/<name>_quick`, is the contract's quick run (tests/test_example_contract.py runs that
+command, with another --out): it is marked with CONTRACT_QUICK_RUN, so it runs once, not twice,
+and a test checks that the marked block is exactly that command. A skipped block that later blocks depend on has a stand-in here
 (STAND_INS), run in its place: the setup page's PyTorch from PyTorch's own index, which this
 machine cannot reach, is the same pin from the machine's local wheels.
 
@@ -42,6 +45,7 @@ BLOCK_MARKER = "@@ code block at line "
 # A skipped block containing the key runs the value instead (what its reason says the tests do).
 STAND_INS = {"--index-url https://download.pytorch.org/whl/cu126": "python3 -m pip install torch==2.13.0"}
 TIMEOUT_S = 600
+CONTRACT_QUICK_RUN = "the example's quick run: tests/test_example_contract.py runs this command"
 
 
 @dataclass
@@ -162,6 +166,23 @@ def test_every_skipped_block_says_why():
         "these blocks carry a mark other than pytest.mark.skip(reason=...) or a skip without a reason: "
         + ", ".join(unexplained)
     )
+
+
+def test_a_block_left_to_the_contract_is_exactly_the_contracts_quick_run():
+    from example_contracts import BY_NAME
+
+    left = [block for block in BLOCKS if block.skip_reason == CONTRACT_QUICK_RUN]
+    assert left, "no page's quick-run block is left to the contract test: drop CONTRACT_QUICK_RUN"
+    for block in left:
+        command = re.fullmatch(r"python3 examples/(\w+)\.py --quick --out results/(\w+)_quick", block.code.strip())
+        assert command and command.group(1) == command.group(2), (
+            f"{block.page}, line {block.line}: a block marked {CONTRACT_QUICK_RUN!r} must be only "
+            f"`python3 examples/<name>.py --quick --out results/<name>_quick`, not:\n{block.code}"
+        )
+        example = BY_NAME.get(command.group(1))
+        assert example and example.quick_args == ("--quick",), (
+            f"{block.page}, line {block.line}: the contract's quick run of {command.group(1)} is not `--quick` alone"
+        )
 
 
 def test_every_stand_in_replaces_a_skipped_block():
