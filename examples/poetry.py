@@ -549,17 +549,18 @@ def write_verse(temperatures: list[float], length: int, generator: torch.Generat
     return ["".join(alphabet[code] for code in row[len(END_OF_POEM) :].tolist()) for row in written]
 
 
+temperature_of = dict(zip(("low", "middle", "high"), sorted(args.temperatures)))
 draws = torch.Generator(device=device).manual_seed(args.seed)
-drawn = write_verse([temperature for temperature in args.temperatures for _ in range(args.samples)], args.sample_length, draws)
-samples = {temperature: drawn[i * args.samples : (i + 1) * args.samples] for i, temperature in enumerate(args.temperatures)}
+drawn = write_verse([temperature for temperature in temperature_of.values() for _ in range(args.samples)], args.sample_length, draws)
+samples = {level: drawn[i * args.samples : (i + 1) * args.samples] for i, level in enumerate(temperature_of)}
 with_headings = [
-    f"=== temperature {temperature}, sample {number} of {args.samples} ===\n{text}\n"
-    for temperature, texts_at in samples.items()
+    f"=== temperature {temperature_of[level]} ({level}), sample {number} of {args.samples} ===\n{text}\n"
+    for level, texts_at in samples.items()
     for number, text in enumerate(texts_at, start=1)
 ]
 workshop.atomic_write_bytes(args.out / "samples.txt", "\n".join(with_headings).encode())
-for temperature, texts_at in samples.items():
-    print(f"--- temperature {temperature} ---\n{texts_at[0]}\n")
+for level, texts_at in samples.items():
+    print(f"--- temperature {temperature_of[level]} ({level}) ---\n{texts_at[0]}\n")
 
 # %% [markdown]
 # ## Is it writing or copying?
@@ -611,19 +612,19 @@ def human_passages(count: int, length: int) -> list[str]:
 
 training = texts["train"]
 training_ngrams = {training[i : i + COPY_NGRAM] for i in range(len(training) - COPY_NGRAM + 1)}
-people = human_passages(args.samples * len(args.temperatures), args.sample_length)
+people = human_passages(args.samples * len(samples), args.sample_length)
 workshop.atomic_write_bytes(
     args.out / "held_out_passages.txt",
     "\n".join(f"=== test passage {number} of {len(people)} ===\n{text}\n" for number, text in enumerate(people, start=1)).encode(),
 )
 copying = {
-    f"temperature {temperature}": [
+    level: [
         {"longest_copied_run": longest_copied_run(text, training), "share_copied_8grams": share_copied(text, training_ngrams)}
         for text in texts_at
     ]
-    for temperature, texts_at in samples.items()
+    for level, texts_at in samples.items()
 }
-copying["test poems (people)"] = [
+copying["people"] = [
     {"longest_copied_run": longest_copied_run(text, training), "share_copied_8grams": share_copied(text, training_ngrams)}
     for text in people
 ]
@@ -639,8 +640,9 @@ copying_summary = {
 print(f"{'':24s} {'texts':>5s} {'longest copied run':>20s} {'8-grams in training':>20s}")
 print(f"{'':24s} {'':>5s} {'median (max)':>20s} {'mean':>20s}")
 for who, row in copying_summary.items():
+    label = f"model, temperature {temperature_of[who]}" if who in temperature_of else "people: test poems"
     run = f"{row['median_longest_copied_run']:.0f} ({row['max_longest_copied_run']})"
-    print(f"{who:24s} {row['texts']:5d} {run:>20s} {row['mean_share_copied_8grams']:20.1%}")
+    print(f"{label:24s} {row['texts']:5d} {run:>20s} {row['mean_share_copied_8grams']:20.1%}")
 
 # %% [markdown]
 # ## Learning curves, against the n-gram
@@ -734,10 +736,10 @@ metrics = {
     "best_step": best_step,
     "validation_bits": best_bits,
     "history": history,
-    "temperatures": args.temperatures,
+    "temperatures": temperature_of,
     "top_k": args.top_k,
     "sample_length": args.sample_length,
-    "samples": {f"temperature {temperature}": texts_at for temperature, texts_at in samples.items()},
+    "samples": samples,
     "copying": copying,
     "copying_summary": copying_summary,
     "attention_line": line,

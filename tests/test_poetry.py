@@ -108,14 +108,16 @@ def test_samples_and_held_out_passages_are_written_as_plain_text_with_their_copy
     run = quick_run("poetry")
     metrics = run.metrics
     written = (run.out / "samples.txt").read_text()
-    for temperature, texts in metrics["samples"].items():
-        assert len(texts) == 2, f"quick mode draws 2 samples per temperature, {temperature} has {len(texts)}"
+    assert list(metrics["samples"]) == ["low", "middle", "high"], "samples at three temperatures"
+    for level, texts in metrics["samples"].items():
+        assert len(texts) == 2, f"quick mode draws 2 samples per temperature, the {level} one has {len(texts)}"
         for number, text in enumerate(texts, start=1):
             assert len(text) == metrics["sample_length"]
-            assert f"=== {temperature}, sample {number} of 2 ===\n{text}\n" in written, f"{temperature} sample {number} is not in samples.txt"
-    assert len(metrics["copying"]) == 4 and "test poems (people)" in metrics["copying"], "copying numbers for 3 temperatures and the people"
+            heading = f"=== temperature {metrics['temperatures'][level]} ({level}), sample {number} of 2 ===\n"
+            assert heading + text + "\n" in written, f"sample {number} at the {level} temperature is not in samples.txt"
+    assert list(metrics["copying"]) == ["low", "middle", "high", "people"], "copying numbers for 3 temperatures and the people"
     passages = re.split(r"^=== test passage \d+ of \d+ ===\n", (run.out / "held_out_passages.txt").read_text(), flags=re.MULTILINE)[1:]
-    assert len(passages) == len(metrics["copying"]["test poems (people)"]) == 6
+    assert len(passages) == len(metrics["copying"]["people"]) == 6
     test_poems = [
         entry.strip("\n")
         for number, entry in enumerate(re.split(r"^%\n", Path(metrics["data"]).read_text(), flags=re.MULTILINE))
