@@ -127,8 +127,8 @@ if rules is not None and rules.rows * rules.columns > LARGEST_SOLVED_BOARD:
     rules = None
 
 state = game.new_initial_state()
-for move in (2, 2, 1):
-    state.apply_action(move % game.num_distinct_actions())
+for _ in range(3):  # three moves in, to see how the game prints a position
+    state.apply_action(state.legal_actions()[len(state.legal_actions()) // 2])
 print(state)
 workshop.log(
     f"game: {game}; {game.num_distinct_actions()} possible moves; observation {game.observation_tensor_shape()}; "

@@ -101,12 +101,15 @@ def run(quick_run):
 
 
 def test_a_short_self_play_run_beats_its_untrained_network(run):
-    # Quick mode (4 x 4 board, 3 iterations), seeds 0-4: see the margins in the comment of the
-    # contract row. The untrained network plays about as well as random moves.
+    # Quick mode (three in a row on 3 x 4, 3 iterations), seeds 0-4 on 150 fixed positions:
+    # network + search gained 11 to 19 points over the untrained network + search, the network
+    # alone 4.7 to 43 points (seed 0, the one tested: 18 and 26). Floors of 5 and 3 points leave
+    # room below every seed; a run that learned nothing gains about 0.
     metrics = run.metrics
-    gain = metrics["optimal_rate_search"] - metrics["optimal_rate_untrained_search"]
-    assert gain >= 0.05, f"network + search: {metrics['optimal_rate_search']:.1%} optimal moves after training, {metrics['optimal_rate_untrained_search']:.1%} before"
-    assert abs(metrics["optimal_rate_untrained_network"] - metrics["random_move_rate"]) < 0.15, "the untrained network should play like random moves"
+    for player, key, floor in [("network + search", "search", 0.05), ("network alone", "network", 0.03)]:
+        before, after = metrics[f"optimal_rate_untrained_{key}"], metrics[f"optimal_rate_{key}"]
+        assert after - before >= floor, f"{player}: {after:.1%} optimal moves after training, {before:.1%} before: no clear gain"
+    assert metrics["optimal_rate_search"] > metrics["random_move_rate"] + 0.2, "the trained agent is not far above random moves"
 
 
 def test_the_perfect_player_is_never_beaten_beyond_the_solved_value(run):
