@@ -440,8 +440,9 @@ for low, high in BUCKETS:
 print(pd.DataFrame(by_activity).to_string(index=False))
 figure, ax = plt.subplots(figsize=(7, 4))
 for name in ["biases", "matrix_factorisation", "surprise_svd"] + (["noise_floor"] if known_truth else []):
-    ax.plot([row["bucket"] for row in by_activity], [row[name] for row in by_activity], marker="o", ls="--" if name == "noise_floor" else "-", label=name.replace("_", " "))
-ax.set(xlabel="the user's ratings in training", ylabel="held-out RMSE", title="cold start: error by user activity")
+    ax.plot([f"{row['bucket']}\n({row['test_ratings']})" for row in by_activity], [row[name] for row in by_activity],
+            marker="o", ls="--" if name == "noise_floor" else "-", label=name.replace("_", " "))  # fmt: skip
+ax.set(xlabel="the user's ratings in training (held-out ratings in the group)", ylabel="held-out RMSE", title="cold start: error by user activity")
 ax.legend()
 workshop.save_figure(figure, args.out / "rmse_by_activity.png")
 
@@ -579,8 +580,9 @@ workshop.save_figure(figure, args.out / "item_embeddings.png")
 # %% [markdown]
 # ## Memory and speed at scale
 # Training keeps four numbers per parameter in memory: the weight, its gradient and Adam's two
-# running averages, 4 bytes each. The tables grow with users and films; the ratings stream
-# through in batches. The arithmetic for this set, and for one 32 GB V100S:
+# running averages, 4 bytes each. The tables grow with users and films. The ratings sit on the
+# device too, 20 bytes each (two 8-byte ids, a 4-byte rating). The arithmetic for this set,
+# and for one 32 GB V100S:
 
 # %%
 bytes_per_row = (args.factors + 1) * 4 * 4
@@ -589,6 +591,7 @@ memory = {
     "bytes_per_user_or_film": bytes_per_row,
     "training_bytes_mb": parameters * 16 / 1e6,
     "training_mb_at_scale_100": (100 * n_users + round(10 * n_items)) * bytes_per_row / 1e6,  # the GPU job's set
+    "ratings_mb_at_scale_100": 100 * len(ratings) * 20 / 1e6,
     "millions_of_rows_in_32_gb": 32e9 / bytes_per_row / 1e6,
     "millions_of_rows_in_32_gb_at_128_factors": 32e9 / (129 * 16) / 1e6,
 }
