@@ -41,7 +41,8 @@ def rows() -> list[Row]:
         full = runs.script("poetry")
         quick = runs.script("poetry", "--quick", threads=1, out="results/quick")
         large = runs.script("poetry", "--size", "large", out="results/large") if torch.cuda.is_available() else None
-    bits = full.metrics["bits_per_character"]
+    bits, quick_bits = full.metrics["bits_per_character"], quick.metrics["bits_per_character"]
+    quick_met = quick.wall_s <= QUICK_TARGET_S
     table = model_rows("full run", full.metrics, full.wall_s)
     table[2].target, table[2].met = f"<= {FULL_TARGET_S} s", full.wall_s <= FULL_TARGET_S
     table += [
@@ -49,11 +50,11 @@ def rows() -> list[Row]:
         Row(
             SECTION,
             "quick run: test bits per character (tiny model)",
-            f"{quick.metrics['bits_per_character']['transformer']:.3f}",
-            f"< unigram's {quick.metrics['bits_per_character']['unigram']:.3f}",
-            quick.metrics["bits_per_character"]["transformer"] < quick.metrics["bits_per_character"]["unigram"],
+            f"{quick_bits['transformer']:.3f}",
+            f"< unigram's {quick_bits['unigram']:.3f}",
+            quick_bits["transformer"] < quick_bits["unigram"],
         ),
-        Row(SECTION, "quick run: wall time (1 thread)", f"{quick.wall_s:.1f} s", f"<= {QUICK_TARGET_S} s", quick.wall_s <= QUICK_TARGET_S),
+        Row(SECTION, "quick run: wall time (1 thread)", f"{quick.wall_s:.1f} s", f"<= {QUICK_TARGET_S} s", quick_met),
     ]
     if large is None:
         table.append(Row(SECTION, "GPU run (large model, as slurm/poetry_gpu.sbatch)", "not measured: torch sees no GPU here"))

@@ -32,10 +32,11 @@ import workshop
 FORTUNES = Path("/usr/share/games/fortunes/songs-poems")
 # The model sizes. `tiny` is the quick mode's; `small` trains in minutes on two CPU cores;
 # `large` is meant for a GPU.
+# `context`: the characters the model reads at once; `evaluations`: validation scores in training.
 SIZES = {
-    "tiny": {"width": 64, "layers": 2, "heads": 2, "context": 64, "batch_size": 16, "steps": 60, "dropout": 0.0, "evaluations": 1},
-    "small": {"width": 128, "layers": 4, "heads": 4, "context": 64, "batch_size": 16, "steps": 4000, "dropout": 0.1, "evaluations": 20},
-    "large": {"width": 384, "layers": 6, "heads": 6, "context": 256, "batch_size": 64, "steps": 5000, "dropout": 0.2, "evaluations": 20},
+    "tiny": dict(width=64, layers=2, heads=2, context=64, batch_size=16, steps=60, dropout=0.0, evaluations=1),
+    "small": dict(width=128, layers=4, heads=4, context=64, batch_size=16, steps=4000, dropout=0.1, evaluations=20),
+    "large": dict(width=384, layers=6, heads=6, context=256, batch_size=64, steps=5000, dropout=0.2, evaluations=20),
 }
 
 parser = workshop.make_parser(
@@ -58,8 +59,12 @@ parser.add_argument(
 parser.add_argument(
     "--steps", type=workshop.at_least(1), help="training steps (default: the size's: tiny 60, small 4000, large 5000)"
 )
-parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size (default: 0.003)")
-parser.add_argument("--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use (default: 6)")
+parser.add_argument(
+    "--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size (default: 0.003)"
+)
+parser.add_argument(
+    "--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use (default: 6)"
+)
 parser.add_argument(
     "--temperatures",
     type=workshop.positive_float,
@@ -67,8 +72,12 @@ parser.add_argument(
     default=[0.5, 0.8, 1.1],
     help="the three sampling temperatures: low is safe and repetitive, high is daring (default: 0.5 0.8 1.1)",
 )
-parser.add_argument("--top-k", type=workshop.at_least(1), default=20, help="sample only among the k likeliest characters (default: 20)")
-parser.add_argument("--samples", type=workshop.at_least(1), default=5, help="samples per temperature (default: 5; 2 with --quick)")
+parser.add_argument(
+    "--top-k", type=workshop.at_least(1), default=20, help="sample only among the k likeliest characters (default: 20)"
+)
+parser.add_argument(
+    "--samples", type=workshop.at_least(1), default=5, help="samples per temperature (default: 5; 2 with --quick)"
+)
 parser.add_argument(
     "--sample-length", type=workshop.at_least(20), default=400, help="characters per sample (default: 400; 200 with --quick)"
 )
@@ -368,7 +377,9 @@ class Block(nn.Module):
         self.attention_norm = nn.LayerNorm(width)
         self.attention = CausalSelfAttention(width, heads, dropout)
         self.feed_forward_norm = nn.LayerNorm(width)
-        self.feed_forward = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout))
+        self.feed_forward = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x))
@@ -450,8 +461,8 @@ def transformer_bits(array: np.ndarray) -> np.ndarray:
 # on random weights can throw the model off course), then decays along a cosine to a tenth of
 # its peak. On a GPU the arithmetic runs in 16-bit floats where that is safe (mixed precision:
 # much faster on a V100S's tensor cores); a gradient scaler keeps small gradients from
-# rounding to 0. A few times during training (`evaluations`) the model is scored on the validation poems, and
-# the weights of the best score are kept.
+# rounding to 0. A few times during training (`evaluations`) the model is scored on the
+# validation poems, and the weights of the best score are kept.
 
 # %%
 import copy
@@ -517,9 +528,11 @@ model.load_state_dict(best_weights)
 bits["transformer"] = float(transformer_bits(codes["test"]).mean())
 margin = bits["ngram"] - bits["transformer"]
 workshop.log(f"best validation step: {best_step} ({best_bits:.3f} bits per character)")
-for name, label in (("uniform", "uniform"), ("unigram", "unigram"), ("ngram", f"{best_order}-gram Kneser-Ney"), ("transformer", "Transformer")):
+model_names = {"uniform": "uniform", "unigram": "unigram", "ngram": f"{best_order}-gram Kneser-Ney", "transformer": "Transformer"}
+for name, label in model_names.items():
     workshop.log(f"test bits per character, {label:<20s} {bits[name]:.3f}")
-workshop.log(f"the Transformer is {margin:+.3f} bits per character {'better' if margin > 0 else 'worse'} than the {best_order}-gram")
+better_or_worse = "better" if margin > 0 else "worse"
+workshop.log(f"the Transformer is {margin:+.3f} bits per character {better_or_worse} than the {best_order}-gram")
 
 # %% [markdown]
 # ## Writing verse: sampling with a temperature
@@ -551,7 +564,8 @@ def write_verse(temperatures: list[float], length: int, generator: torch.Generat
 
 temperature_of = dict(zip(("low", "middle", "high"), sorted(args.temperatures)))
 draws = torch.Generator(device=device).manual_seed(args.seed)
-drawn = write_verse([temperature for temperature in temperature_of.values() for _ in range(args.samples)], args.sample_length, draws)
+row_temperatures = [temperature for temperature in temperature_of.values() for _ in range(args.samples)]
+drawn = write_verse(row_temperatures, args.sample_length, draws)
 samples = {level: drawn[i * args.samples : (i + 1) * args.samples] for i, level in enumerate(temperature_of)}
 with_headings = [
     f"=== temperature {temperature_of[level]} ({level}), sample {number} of {args.samples} ===\n{text}\n"
@@ -613,10 +627,8 @@ def human_passages(count: int, length: int) -> list[str]:
 training = texts["train"]
 training_ngrams = {training[i : i + COPY_NGRAM] for i in range(len(training) - COPY_NGRAM + 1)}
 people = human_passages(args.samples * len(samples), args.sample_length)
-workshop.atomic_write_bytes(
-    args.out / "held_out_passages.txt",
-    "\n".join(f"=== test passage {number} of {len(people)} ===\n{text}\n" for number, text in enumerate(people, start=1)).encode(),
-)
+passages_with_headings = [f"=== test passage {n} of {len(people)} ===\n{text}\n" for n, text in enumerate(people, start=1)]
+workshop.atomic_write_bytes(args.out / "held_out_passages.txt", "\n".join(passages_with_headings).encode())
 copying = {
     level: [
         {"longest_copied_run": longest_copied_run(text, training), "share_copied_8grams": share_copied(text, training_ngrams)}
@@ -738,6 +750,7 @@ metrics = {
     "history": history,
     "temperatures": temperature_of,
     "top_k": args.top_k,
+    "samples_per_temperature": args.samples,
     "sample_length": args.sample_length,
     "samples": samples,
     "copying": copying,

@@ -57,13 +57,18 @@ def test_kneser_ney_probabilities_sum_to_one_over_the_alphabet(context):
             model.probabilities(np.array([*before, code]), order, start=len(before))[0] for code in range(alphabet_size)
         ]
         assert min(probabilities) > 0, f"order {order}, context {context!r}: a character got probability 0"
-        assert sum(probabilities) == pytest.approx(1, abs=1e-9), f"order {order}, context {context!r}: they sum to {sum(probabilities)}"
+        total = sum(probabilities)
+        assert total == pytest.approx(1, abs=1e-9), f"order {order}, context {context!r}: the probabilities sum to {total}"
 
 
 def test_kneser_ney_prefers_what_followed_the_context_in_training():
     model, code_of, _ = kneser_ney_for("the cat sat on the mat. the rat ate the hat.\n" * 3, max_order=3)
-    after_th = {character: model.probabilities(np.array([code_of["t"], code_of["h"], code]), 3, start=2)[0] for character, code in code_of.items()}
-    assert max(after_th, key=after_th.get) == "e", f"after 'th' the 3-gram model likes {max(after_th, key=after_th.get)!r} best, not 'e'"
+    after_th = {
+        character: model.probabilities(np.array([code_of["t"], code_of["h"], code]), 3, start=2)[0]
+        for character, code in code_of.items()
+    }
+    best = max(after_th, key=after_th.get)
+    assert best == "e", f"after 'th' the 3-gram model likes {best!r} best, not 'e'"
 
 
 def test_copying_statistics_on_a_hand_made_case():
@@ -116,7 +121,8 @@ def test_samples_and_held_out_passages_are_written_as_plain_text_with_their_copy
             heading = f"=== temperature {metrics['temperatures'][level]} ({level}), sample {number} of 2 ===\n"
             assert heading + text + "\n" in written, f"sample {number} at the {level} temperature is not in samples.txt"
     assert list(metrics["copying"]) == ["low", "middle", "high", "people"], "copying numbers for 3 temperatures and the people"
-    passages = re.split(r"^=== test passage \d+ of \d+ ===\n", (run.out / "held_out_passages.txt").read_text(), flags=re.MULTILINE)[1:]
+    written_passages = (run.out / "held_out_passages.txt").read_text()
+    passages = re.split(r"^=== test passage \d+ of \d+ ===\n", written_passages, flags=re.MULTILINE)[1:]
     assert len(passages) == len(metrics["copying"]["people"]) == 6
     test_poems = [
         entry.strip("\n")
@@ -124,7 +130,8 @@ def test_samples_and_held_out_passages_are_written_as_plain_text_with_their_copy
         if number in set(json.loads((run.out / "split.json").read_text())["test"])
     ]
     for passage in passages:
-        assert any(passage.startswith(poem[:40]) for poem in test_poems), f"a held-out passage does not start a test poem: {passage[:60]!r}"
+        starts_a_test_poem = any(passage.startswith(poem[:40]) for poem in test_poems)
+        assert starts_a_test_poem, f"a held-out passage does not start a test poem: {passage[:60]!r}"
 
 
 @pytest.mark.slurm
