@@ -178,7 +178,7 @@ workshop.log(
 )
 figure, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
 axes[0].loglog(np.arange(1, n_items + 1), np.sort(ratings_per_item)[::-1])
-axes[0].set(xlabel="film, from most to least rated", ylabel="ratings", title="popularity: a few films get most ratings")
+axes[0].set(xlabel="film, from most to least rated", ylabel="ratings", title="popularity: skewed towards a few films")
 axes[1].hist(ratings_per_user, bins=np.logspace(0, np.log10(ratings_per_user.max() + 1), 30))
 axes[1].set(xscale="log", xlabel="ratings given by a user", ylabel="users", title="user activity: skewed")
 axes[2].hist(ratings.rating, bins=40)
