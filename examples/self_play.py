@@ -377,8 +377,8 @@ def self_play(weights, games, seed):
     return np.array(boards, dtype=np.float32), np.array(policies), np.array(results, dtype=np.float32)
 
 
-# Workers are started now, before torch has computed anything in this process: a copy of a
-# process whose thread pool is running can hang. Fork copies this script's functions into them.
+# Fork copies this process, with the functions above, into each worker. Each worker computes on
+# one thread (self_play sets it), never in the thread pool it inherits from this process.
 pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
 workshop.log(f"self-play: {workers} worker process{'es' if workers > 1 else ''} (one per CPU of the allocation)")
 
@@ -585,6 +585,7 @@ elo = dict(zip(players, np.insert(fitted, index["random"], 0.0).round(0).tolist(
 win_rate_vs_mcts = {
     name: float(np.mean([score == 1 for player, opponent, score in pairings if player == f"iteration_{args.iterations}" and opponent == name]))
     for name in opponents
+    if name.startswith("mcts")
 }
 workshop.log(f"Elo: {elo}")
 workshop.log(f"final agent's win rate: {win_rate_vs_mcts}")
@@ -760,5 +761,6 @@ metrics = {
 }
 if pool:
     pool.close()
+    pool.join()
 workshop.write_metrics(args.out, metrics, started, device=device, threads=threads)
 workshop.report_result(optimal_search=after.get("search", float("nan")), optimal_network=after.get("network", float("nan")), random_win_rate=random_win_rate)
