@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_example
+from conftest import REPO, run_example, skip_or_fail
 from example_contracts import BY_NAME
 
 SCRIPT = REPO / "examples" / "poetry.py"
@@ -137,7 +137,7 @@ def test_samples_and_held_out_passages_are_written_as_plain_text_with_their_copy
 @pytest.mark.slurm
 def test_the_cpu_job_trains_on_the_file_that_POEMS_names(slurm_cluster):
     if not OTHER_POEMS.is_file():
-        pytest.skip(f"{OTHER_POEMS} is missing: scripts/setup.sh --tests installs Debian's fortunes package")
+        skip_or_fail(f"{OTHER_POEMS} is missing: scripts/setup.sh --tests installs Debian's fortunes package")
     run = slurm_cluster.submit(CPU_JOB_FILE, export={"POEMS": str(OTHER_POEMS)})
     assert run.exit_code == 0, run.explain()
     assert run.log.strip().splitlines()[-1].startswith("result: "), run.explain()
