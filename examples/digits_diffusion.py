@@ -509,7 +509,9 @@ def verdict(asked_images: torch.Tensor, asked_digits: np.ndarray, any_images: to
     return {
         "class_accuracy": float((read == asked_digits).mean()),
         "classes_covered": int((shares >= COVERED_SHARE).sum()),
-        "class_shares_unasked": [round(float(share), 4) for share in shares],
+        "class_shares_unasked": {str(digit): round(float(share), 4) for digit, share in enumerate(shares)},
+        "rarest_unasked": {"digit": int(shares.argmin()), "share": float(shares.min())},
+        "commonest_unasked": {"digit": int(shares.argmax()), "share": float(shares.max())},
         "frechet_distance": frechet_distance(features, test_features),
         "frechet_distance_unasked": frechet_distance(judge_reads(any_images)[1], test_features),
         "nearest_training_median": float(np.median(nearest)),
@@ -594,9 +596,11 @@ workshop.save_figure(figure, args.out / "reverse_process.png")
 
 # %% [markdown]
 # ## Guidance strength
-# The same starting noise, drawn with guidance from 0 (the class model alone) up. The judge's
-# class accuracy rises with $w$; the spread (the mean pixel distance between two images of the
-# same digit) falls: stronger guidance buys clearer digits with less variety.
+# The same starting noise, drawn with guidance from 0 (the class model alone) up, and for each
+# strength the judge's class accuracy and the spread: the mean pixel distance between two
+# images of the same digit. Guidance pushes each image towards the most typical look of its
+# digit, so the images of a digit grow more alike; pushed too hard, it overshoots, and they
+# grow apart again in ways real digits do not (blotches, saturated strokes).
 
 # %%
 GUIDANCE_STRENGTHS = sorted({0.0, 0.5, 1.0, 2.0, 4.0, args.guidance})
