@@ -490,7 +490,7 @@ draws = torch.Generator(device=device).manual_seed(args.seed)  # where the windo
 history = {"step": [], "train_bits": [], "validation_bits": []}
 best_bits, best_step, best_weights = float("inf"), 0, None
 progress = workshop.Progress(total=steps, unit="characters", label="step")
-running_nats, training_started = 0.0, time.perf_counter()
+running_nats, evaluation_seconds, training_started = 0.0, 0.0, time.perf_counter()
 for step in range(1, steps + 1):
     starts = torch.randint(0, len(train_text) - context - 1, (batch_size,), device=device, generator=draws)
     window = starts[:, None] + torch.arange(context + 1, device=device)
@@ -508,7 +508,9 @@ for step in range(1, steps + 1):
     if step % evaluate_every == 0 or step == steps:
         interval = step - (history["step"][-1] if history["step"] else 0)
         train_bits = running_nats / interval / math.log(2)
+        evaluation_started = time.perf_counter()
         validation_bits = float(transformer_bits(codes["validation"]).mean())
+        evaluation_seconds += time.perf_counter() - evaluation_started
         for key, value in zip(history, (step, train_bits, validation_bits)):
             history[key].append(round(value, 5))
         if validation_bits < best_bits:
@@ -516,7 +518,8 @@ for step in range(1, steps + 1):
         progress.step(step, items=interval * batch_size * context, train_bits=train_bits, validation_bits=validation_bits)
         running_nats = 0.0
 training_seconds = time.perf_counter() - training_started
-characters_per_second = round(steps * batch_size * context / training_seconds)
+# The speed of the training steps alone (the validation scores are not training).
+characters_per_second = round(steps * batch_size * context / (training_seconds - evaluation_seconds))
 
 # %% [markdown]
 # ## The test poems, once
@@ -761,7 +764,7 @@ metrics = {
 }
 workshop.write_metrics(
     args.out, metrics, started, device=device, threads=threads, characters_per_second=characters_per_second,
-    training_seconds=round(training_seconds, 1),
+    training_seconds=round(training_seconds, 1), evaluation_seconds=round(evaluation_seconds, 1),
 )  # fmt: skip
 workshop.report_result(
     transformer_bits=bits["transformer"], ngram_bits=bits["ngram"], ngram_order=best_order, unigram_bits=bits["unigram"]
