@@ -53,7 +53,7 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
     """Read the command line; with --quick, `quick_defaults` replace those options' defaults, and
     an option given on the command line still wins (`--quick --epochs 7` trains 7 epochs). In
     Jupyter (an example's notebook form) the kernel's arguments are not ours: defaults."""
-    argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
+    argv = [] if in_notebook() else sys.argv[1:]
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         args.quick = True
@@ -68,6 +68,11 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
     except OSError as error:
         parser.error(f"cannot write to --out {args.out}: {error.strerror or error}; choose a folder you can write to")
     return args
+
+
+def in_notebook() -> bool:
+    """In a Jupyter kernel (an example's notebook form), whose command line is the kernel's own."""
+    return Path(sys.argv[0]).name == "ipykernel_launcher.py"
 
 
 def refuse(message: str) -> None:
@@ -225,7 +230,7 @@ def save_figure(figure, path: Path) -> None:
     """Save a matplotlib figure (PNG, 150 dpi) atomically, show it in a notebook, and close it."""
     import matplotlib.pyplot as plt
 
-    if "ipykernel" in sys.modules:  # the notebook form of an example: show the figure in the cell
+    if in_notebook():  # the notebook form of an example: show the figure in the cell
         import IPython.display
 
         IPython.display.display(figure)
@@ -245,7 +250,7 @@ def write_metrics(out: Path, metrics: dict, started: float, device="cpu", thread
     script = Path(sys.argv[0])
     command = ["python3", f"examples/{script.name}" if script.suffix == ".py" else script.name, *sys.argv[1:]]
     run = {
-        "command": shlex.join(command) if "ipykernel" not in sys.modules else "(notebook)",
+        "command": "(notebook)" if in_notebook() else shlex.join(command),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
         "threads": threads if threads is not None else cpus_from_allocation(),
