@@ -2,7 +2,8 @@
 # Sets up everything the site, the examples and the tests need, and is quick when it is all there.
 #   scripts/setup.sh          the Python venv (.venv) and the site's JavaScript (Mermaid, MathJax)
 #   scripts/setup.sh --tests  the same, plus the Debian packages the tests drive:
-#                             Chromium, Slurm, munge, Lmod, shellcheck
+#                             Chromium, Slurm, munge, Lmod, shellcheck, and fortunes (the songs and
+#                             poems examples/poetry.py trains on)
 # The three parts do not depend on each other, so they run side by side: apt-get (mostly waiting
 # for downloads and dpkg) in the background while pip fills the venv, and the JavaScript beside them.
 set -euo pipefail
@@ -12,7 +13,7 @@ log() { printf 'setup: %s\n' "$*"; }
 
 apt_log=$(mktemp)
 apt_pid=""
-apt_packages=(chromium slurm-wlm munge lmod shellcheck)
+apt_packages=(chromium slurm-wlm munge lmod shellcheck fortunes)
 if [[ "${1:-}" == "--tests" ]]; then
     missing=()
     for package in "${apt_packages[@]}"; do

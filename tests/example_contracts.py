@@ -88,6 +88,26 @@ def prepare_digits_cnn(tmp: Path) -> None:
     (tmp / "corrupt" / "dogs" / "broken.png").write_text("not an image\n")
 
 
+def prepare_recommender(tmp: Path) -> None:
+    """MovieLens ratings.csv files that --data must refuse, each with one fault."""
+    header, good = "userId,movieId,rating,timestamp", ["1,10,4.0,964982703", "1,20,3.5,964982224", "2,10,5.0,964983815"]
+    faults = {
+        "wrong_header.csv": ["user,movie,stars,time", *good],
+        "rating_not_a_number.csv": [header, *good, "2,30,four,964982931"],
+        "extra_field.csv": [header, *good, "3,10,2.5,964982400", "3,20,1.0,964982400,oops"],
+        "rated_twice.csv": [header, *good, "1,20,2.0,964984000"],
+    }
+    for name, lines in faults.items():
+        (tmp / name).write_text("\n".join(lines) + "\n")
+
+
+def prepare_poetry(tmp: Path) -> None:
+    """Text files that --data must refuse: empty, not text, too few poems to split in three."""
+    (tmp / "empty.txt").write_text("")
+    (tmp / "latin1.txt").write_bytes("Caf\xe9 au lait,\nun po\xe8me\n".encode("latin-1"))
+    (tmp / "nine_poems.txt").write_text("%\n".join(f"Poem {number}\nends here\n" for number in range(9)))
+
+
 EXAMPLES = [
     # Each row is kept by the person who changes that example.
     Example(
@@ -221,6 +241,18 @@ EXAMPLES = [
         },
     ),
     Example(
+        name="digits_diffusion",
+        writes=("metrics.json", "metrics_table.csv", "generated_digits.npz", "samples.png", "reverse_process.png", "guidance.png"),
+        explicit=(("--train-steps", "3"), "train_steps", 3),
+        bad_inputs={
+            "fewer_samples_than_digits": (("--samples", "5"), "--samples"),
+            "an_image_size_not_offered": (("--image-size", "12"), "--image-size"),
+            "negative_guidance": (("--guidance", "-1"), "--guidance"),
+            "a_single_noise_step": (("--noise-steps", "1"), "--noise-steps"),
+            "unknown_option": (("--epochs", "3"), "unrecognized arguments"),
+        },
+    ),
+    Example(
         name="burgers_pinn",
         writes=("metrics.json", "prediction.npz", "solution.png", "slices.png", "error.png", "training.png"),
         # Adam steps only: metrics.json records the steps made, which then are exactly --adam-steps.
@@ -233,6 +265,52 @@ EXAMPLES = [
             "more_data_points_than_there_are": (("--constraint", "soft", "--data-points", "500"), "--data-points"),
         },
         varying=("train_time_s", "time_to_error_1e-3_s", "history"),  # history: each row has its time
+    ),
+    Example(
+        name="self_play",
+        writes=("metrics.json", "positions.jsonl", "training.png", "policy_value.png", "game.png"),
+        explicit=(("--iterations", "2"), "iterations", 2),
+        bad_inputs={
+            "unknown_game": (("--game", "chekers"), "--game"),
+            "board_too_small_to_win_on": (("--game", "connect_four(rows=3,columns=3)"), "--game"),
+            "zero_simulations": (("--simulations", "0"), "--simulations"),
+            "bot_budget_not_a_number": (("--bot-simulations", "10,many"), "--bot-simulations"),
+        },
+        varying=("simulations_per_core_second", "chess_core_hours", "solve_seconds"),
+    ),
+    Example(
+        name="recommender",
+        writes=("metrics.json", "predictions.csv", "data.png", "learning_curves.png", "rmse_by_activity.png",
+                "popularity_vs_recommended.png", "item_embeddings.png"),  # fmt: skip
+        explicit=(("--epochs", "2"), "epochs", 2),
+        bad_inputs={
+            "factors_zero": (("--factors", "0"), "--factors"),
+            "noise_not_a_number": (("--noise", "loud"), "--noise"),
+            "misspelt_option": (("--epoch", "3"), "unrecognized arguments"),
+            "data_file_missing": (("--data", "{tmp}/no_such_ratings.csv"), "no_such_ratings.csv"),
+            "data_with_the_wrong_header": (("--data", "{tmp}/wrong_header.csv"), "header"),
+            "data_rating_not_a_number": (("--data", "{tmp}/rating_not_a_number.csv"), "line 5: rating 'four'"),
+            "data_line_with_an_extra_field": (("--data", "{tmp}/extra_field.csv"), "line 6"),
+            "data_rating_the_same_movie_twice": (("--data", "{tmp}/rated_twice.csv"), "line 5"),
+        },
+        prepare=prepare_recommender,
+        varying=("timing",),
+    ),
+    Example(
+        name="poetry",
+        writes=("metrics.json", "split.json", "samples.txt", "held_out_passages.txt", "learning_curves.png", "attention.png"),
+        explicit=(("--steps", "5"), "steps", 5),
+        bad_inputs={
+            "steps_zero": (("--steps", "0"), "--steps"),
+            "two_temperatures_instead_of_three": (("--temperatures", "0.5", "1.0"), "--temperatures"),
+            "unknown_size": (("--size", "huge"), "--size"),
+            "misspelt_option": (("--step", "3"), "unrecognized arguments"),
+            "data_file_missing": (("--data", "{tmp}/no_such_poems.txt"), "no_such_poems.txt"),
+            "data_file_empty": (("--data", "{tmp}/empty.txt"), "is empty"),
+            "data_not_utf8_text": (("--data", "{tmp}/latin1.txt"), "not UTF-8"),
+            "data_with_too_few_poems": (("--data", "{tmp}/nine_poems.txt"), "at least 10"),
+        },
+        prepare=prepare_poetry,
     ),
 ]
 

@@ -152,8 +152,12 @@ RECIPES = {
     "confident_wrong_biased": script_recipe("confident_wrong_biased", threads=1),
     "ddp_train": Recipe(ddp_runs, ("ddp_single", "ddp_srun", "ddp_torchrun")),
     "digits_cnn": script_recipe("digits_cnn"),
+    "digits_diffusion": script_recipe("digits_diffusion"),
     "penguin_clustering": script_recipe("penguin_clustering"),
     "penguin_species": script_recipe("penguin_species"),
+    "poetry": script_recipe("poetry"),
+    "recommender": script_recipe("recommender"),
+    "self_play": script_recipe("self_play"),
     "sweep_train": Recipe(sweep_runs, ("sweep_gather",)),
     "thread_scaling": script_recipe("thread_scaling"),
 }
@@ -162,6 +166,7 @@ WITHOUT_FULL_RUN = {
     "sweep_gather": "the sweep's gathering job: its full run is part of sweep_train's",
 }
 # The files of a run that the site shows (checkpoints and saved models stay behind; a .md file
-# in docs/ would become a page of its own).
-SHOWN_ON_THE_SITE = ("metrics.json", "*.png", "*.csv", "*.npz")
+# in docs/ would become a page of its own). Text files: what a reviewer checks without the code
+# (poetry's samples, held-out passages and split; self_play's judged positions).
+SHOWN_ON_THE_SITE = ("metrics.json", "*.png", "*.csv", "*.npz", "*.txt", "split.json", "*.jsonl")
 
