@@ -183,6 +183,12 @@ def test_a_block_left_to_the_contract_is_exactly_the_contracts_quick_run():
         assert example and example.quick_args == ("--quick",), (
             f"{block.page}, line {block.line}: the contract's quick run of {command.group(1)} is not `--quick` alone"
         )
+        readers = [later.line for later in BLOCKS if later.page == block.page and later.line > block.line
+                   and later.skip_reason is None and f"results/{command.group(1)}_quick" in later.code]  # fmt: skip
+        assert not readers, (
+            f"{block.page}: the blocks at lines {readers} read what the quick run at line {block.line} writes, "
+            "so that block must run on the page: drop its mark"
+        )
 
 
 def test_every_stand_in_replaces_a_skipped_block():
