@@ -18,10 +18,11 @@ VENV = REPO / ".venv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def example_names() -> set[str]:
+@functools.cache
+def example_names() -> frozenset[str]:
     """The examples: the scripts in examples/ that take the workshop's options (`workshop.make_parser`).
     The other modules there (workshop.py, digits.py, ...) are what examples import."""
-    return {path.stem for path in (REPO / "examples").glob("*.py") if "workshop.make_parser(" in path.read_text()}
+    return frozenset({path.stem for path in (REPO / "examples").glob("*.py") if "workshop.make_parser(" in path.read_text()})
 
 
 def skip_or_fail(reason: str):
@@ -36,25 +37,25 @@ pytest_plugins = ["slurm_fixtures", "site_fixtures"]
 
 # Running an example script as a user would, and checking how it refuses bad input.
 def run_script(
-    script: Path, *args: str, timeout: float = 600, env: dict | None = None, fresh: bool = False
+    script: Path, *args: str, timeout: float = 600, env: dict | None = None, fresh: bool = False, hash_seed: int = 1
 ) -> subprocess.CompletedProcess:
     """Run examples/<script> from the repository root on one thread (the tests share two cores),
     with no quick mode from the environment unless `--quick` is given; `env` adds variables.
-    It runs in the warm Python (tools/warm_python.py: the libraries already imported) unless
-    `fresh`, which starts a new interpreter as a person does."""
+    It runs in the warm Python started with `hash_seed` (tools/warm_python.py: the libraries
+    already imported) unless `fresh`, which starts a new interpreter as a person does."""
     environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg", **(env or {})}
     environment.pop("WORKSHOP_QUICK", None)
     if not fresh:
-        return warm_python().run([str(script), *args], cwd=REPO, env=environment, timeout=timeout)
+        return warm_python(hash_seed).run([str(script), *args], cwd=REPO, env=environment, timeout=timeout)
     return subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=timeout
     )
 
 
 @functools.cache
-def warm_python() -> WarmPython:
-    """One warm Python per test process, started on first use and stopped when the process ends."""
-    python = WarmPython().__enter__()
+def warm_python(hash_seed: int = 1) -> WarmPython:
+    """One warm Python per hash seed and test process, started on first use and stopped when the process ends."""
+    python = WarmPython(hash_seed).__enter__()
     atexit.register(python.__exit__)
     return python
 
@@ -74,14 +75,15 @@ def unwritable_folder(tmp_path: Path) -> Path:
     return blocker / "results"
 
 
-def run_example(example, scratch: Path, *extra: str, out: Path | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
-    """Run an example of tests/example_contracts.py: its quick arguments, then `extra`, with --out
-    (default: scratch/out). `{tmp}` in an argument is `scratch`, made ready by the row's `prepare`."""
+def run_example(example, scratch: Path, *extra: str, out: Path | None = None, hash_seed: int = 1) -> subprocess.CompletedProcess:
+    """Run an example of tests/example_contracts.py in the warm Python: its quick arguments, then
+    `extra`, with --out (default: scratch/out). `{tmp}` in an argument is `scratch`, made ready by
+    the row's `prepare`."""
     if example.prepare:
         example.prepare(scratch)
     args = [arg.format(tmp=scratch) for arg in (*example.quick_args, *extra)]
     out = out or scratch / "out"
-    return run_script(example.script, *args, "--out", str(out), env=example.environment, fresh=fresh)
+    return run_script(example.script, *args, "--out", str(out), env=example.environment, hash_seed=hash_seed)
 
 
 @dataclass
@@ -93,7 +95,8 @@ class QuickRun:
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
-    """quick_run(name): the example's quick run from tests/example_contracts.py, run once per session."""
+    """quick_run(name): the example's quick run from tests/example_contracts.py, run once per
+    session in the warm Python (its fresh start is its job's, tests/test_job_files.py)."""
     from example_contracts import BY_NAME
 
     runs: dict[str, QuickRun] = {}
@@ -101,7 +104,7 @@ def quick_run(tmp_path_factory):
     def run(name: str) -> QuickRun:
         if name not in runs:
             scratch = tmp_path_factory.mktemp(f"{name}_quick")
-            process = run_example(BY_NAME[name], scratch, fresh=True)
+            process = run_example(BY_NAME[name], scratch)
             metrics_file = scratch / "out" / "metrics.json"
             metrics = json.loads(metrics_file.read_text()) if process.returncode == 0 and metrics_file.is_file() else {}
             runs[name] = QuickRun(process, scratch / "out", metrics)

@@ -29,14 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import example_names
 
 FIRST = ("slurm", "code blocks of setup.md")  # the groups that start first, in this order
-
-
-@cache
-def example_names() -> frozenset[str]:
-    return frozenset(path.stem for path in (REPO / "examples").glob("*.py"))
 
 
 @cache

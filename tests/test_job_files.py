@@ -21,7 +21,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import REPO, skip_or_fail
+from conftest import REPO, example_names, skip_or_fail
 from tools.job_rules import RULES, JobFile, check
 from tools.slurm_jobs import script_submitting
 
@@ -152,6 +152,14 @@ def test_job_file_runs_unchanged_and_its_log_ends_with_the_result(job_file, slur
     if job.is_gpu:
         for name, text in run.logs.items():
             assert "running on the CPU" in text, f"{name}: a GPU job on this GPU-less machine must say it falls back to the CPU\n{run.explain()}"
+
+
+def test_every_example_starts_in_a_fresh_python_in_some_job_that_runs_here():
+    # The contract tests run the examples in the warm Python (tools/warm_python.py); a fresh
+    # interpreter's start, with nothing imported, is what the jobs above show.
+    started = {name for path in RUNNABLE for name in re.findall(r"\bpython3?\s+examples/(\w+)\.py", path.read_text())}
+    missing = example_names() - started
+    assert not missing, f"no job file that runs on the local Slurm starts these examples: {sorted(missing)}"
 
 
 def test_array_task_numbers_are_read_like_slurm_reads_them(tmp_path):

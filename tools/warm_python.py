@@ -14,8 +14,10 @@ on `sys.path`, its own working folder, environment, stdin from /dev/null, stdout
 its exit status (an uncaught exception prints its traceback and exits 1; `sys.exit(2)` exits 2).
 Only the imports are shared, and no project module (examples/) is imported before the fork.
 
-What this cannot show is a fresh interpreter's start: each example's first quick run, its jobs
-and its notebook still start one, as a person does.
+What this cannot show is a fresh interpreter's start: every example's jobs (tests/test_job_files.py)
+and its notebook still start one, as a person does. Nor does one server vary Python's hash seed,
+which a fresh interpreter draws at random: a run compared with another (the same seed must give the
+same metrics) runs in a second server started with another PYTHONHASHSEED.
 """
 
 from __future__ import annotations
@@ -58,10 +60,14 @@ PRELOADED = (
 
 
 class WarmPython:
-    """One server process with PRELOADED imported; `run` forks a child of it per script run."""
+    """One server process with PRELOADED imported; `run` forks a child of it per script run. Its
+    children share the server's hash seed, `hash_seed` (PYTHONHASHSEED)."""
+
+    def __init__(self, hash_seed: int = 0):
+        self.hash_seed = hash_seed
 
     def __enter__(self) -> WarmPython:
-        environment = {**os.environ, "MPLBACKEND": "Agg"}
+        environment = {**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": str(self.hash_seed)}
         self._server = subprocess.Popen(
             [sys.executable, "-m", "tools.warm_python"],
             stdin=subprocess.PIPE,
