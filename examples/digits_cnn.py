@@ -4,20 +4,19 @@ A convolutional neural network (CNN) learns to tell images apart by their class.
 scikit-learn's handwritten digits: 1,797 real scans of the digits 0 to 9, 8 x 8 pixels each,
 bundled with scikit-learn (nothing to download). The test digits are never trained on, so the
 accuracy on them is honest; it is measured before training (an untrained model only guesses)
-and after. With `--data DIR` the same script learns a folder of your own images, one subfolder
-per class, such as the workshop's fungi photos on Puma.
+and after. For a folder of your own images, such as the workshop's fungi photos on Puma, see
+examples/fine_tuning.py: it starts from a network pretrained on ImageNet instead.
 
 Run it: `python3 examples/digits_cnn.py` (`--quick` for a short run, `--help` for the options).
 """
 
 # %%
 import time
-from pathlib import Path
 
 import workshop
 
 parser = workshop.make_parser(
-    "Train a small CNN to classify images: scikit-learn's handwritten digits, or a folder of your own images.",
+    "Train a small CNN to classify scikit-learn's handwritten digits.",
     default_out="results/digits_cnn",
 )
 parser.add_argument(
@@ -27,21 +26,7 @@ parser.add_argument("--batch-size", type=workshop.at_least(1), default=64, help=
 parser.add_argument(
     "--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's starting step size (default: 0.003)"
 )
-parser.add_argument(
-    "--data",
-    type=Path,
-    help="a folder with one subfolder of images per class, e.g. the fungi photos that slurm/digits_cnn_gpu.sbatch "
-    "stages (default: none, scikit-learn's handwritten digits)",
-)
-parser.add_argument(
-    "--image-size",
-    type=workshop.at_least(8),
-    default=64,
-    help="with --data: each image is resized to this many pixels square (default: 64)",
-)
 args = workshop.parse_args(parser, quick_defaults={"epochs": 4})
-if args.data is not None and not args.data.is_dir():
-    workshop.refuse(f"--data {args.data} is not a folder; give a folder with one subfolder of images per class")
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
 
@@ -59,111 +44,36 @@ from torch.utils.data import TensorDataset
 
 import digits
 
-if args.data is None:
-    split = digits.load_digits_split()
-    parts = {part: TensorDataset(images, labels) for part, (images, labels) in split.items()}
-    test_labels = split["test"][1].numpy()
-    classes, channels, image_size = [str(digit) for digit in range(10)], 1, 8
-    data_name = "scikit-learn handwritten digits"
-    for part, (images, labels) in split.items():
-        workshop.log(f"{part}: images {tuple(images.shape)}, of each digit 0-9: {np.bincount(labels).tolist()}")
+split = digits.load_digits_split()
+parts = {part: TensorDataset(images, labels) for part, (images, labels) in split.items()}
+test_labels = split["test"][1].numpy()
+classes, channels, image_size = [str(digit) for digit in range(10)], 1, 8
+data_name = "scikit-learn handwritten digits"
+for part, (images, labels) in split.items():
+    workshop.log(f"{part}: images {tuple(images.shape)}, of each digit 0-9: {np.bincount(labels).tolist()}")
 
-    # The first training images, drawn in characters from light to dark (two per pixel: a
-    # character is twice as tall as it is wide).
-    shades = " .:-=+*#%@"
-    images, labels = split["train"][0][:8, 0], split["train"][1][:8]
-    print("   ".join(f"label {label:<10d}" for label in labels.tolist()))
-    for row in range(8):
-        print("   ".join("".join(2 * shades[round(9 * pixel)] for pixel in image[row].tolist()) for image in images))
-
-# %% [markdown]
-# ## Or: a folder of your own images
-# With `--data DIR`, each subfolder of DIR is a class and holds its images. They are read
-# lazily: the `Dataset` opens a file only when asked for that image, so memory stays small
-# however many images there are, and the data loader's workers (next section) can decode the
-# next batch while the model trains on this one. Each image is read once now, before any
-# training: a broken file is then a clear message at the start, not a crash in epoch 30.
-# The split is made once, as for the digits: 20% to test, 10% to validate, each class in
-# proportion.
-
-# %%
-import torch
-from PIL import Image
-from sklearn.model_selection import train_test_split
-from torch.utils.data import Dataset
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def read_image(path: Path, size: int) -> torch.Tensor:
-    """An image file as a tensor of 3 colour channels x size x size pixels, values 0 to 1."""
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # a JPEG is decoded at a smaller scale: much faster
-        image = image.convert("RGB").resize((size, size))
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
-
-
-class ImageFiles(Dataset):
-    """Image files and their classes; an image is read from disk only when asked for."""
-
-    def __init__(self, files: list[Path], labels: np.ndarray, size: int):
-        self.files, self.labels, self.size = files, labels, size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return read_image(self.files[index], self.size), int(self.labels[index])
-
-
-if args.data is not None:
-    class_folders = sorted(folder for folder in args.data.iterdir() if folder.is_dir() and not folder.name.startswith("."))
-    found = {folder.name: sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for folder in class_folders}
-    classes = [name for name, paths in found.items() if paths]
-    if len(classes) < 2:
-        workshop.refuse(
-            f"--data {args.data} has {len(classes)} class folder(s) with images; a classifier needs at least 2 "
-            f"(expected {args.data}/<class name>/<image files>)"
-        )
-    too_few = [name for name in classes if len(found[name]) < 3]
-    if too_few:
-        workshop.refuse(
-            f"class folders {too_few} in {args.data} have fewer than 3 images: each class needs one to train, validate and test"
-        )
-    files = [file for name in classes for file in found[name]]
-    labels = np.array([index for index, name in enumerate(classes) for _ in found[name]])
-    for file in files:
-        try:
-            read_image(file, args.image_size)
-        except (OSError, ValueError) as error:  # Pillow: not an image, truncated, or an unknown format
-            workshop.refuse(f"cannot read the image {file} ({error}); remove or replace it, then run again")
-
-    # A stratified part needs at least one image of each class, however small the folder.
-    everything = np.arange(len(files))
-    n_test, n_validation = (max(len(classes), round(share * len(files))) for share in (0.2, 0.1))
-    rest, test = train_test_split(everything, test_size=n_test, stratify=labels, random_state=digits.SPLIT_SEED)
-    train, validation = train_test_split(rest, test_size=n_validation, stratify=labels[rest], random_state=digits.SPLIT_SEED)
-    chosen = {"train": train, "validation": validation, "test": test}
-    parts = {part: ImageFiles([files[i] for i in index], labels[index], args.image_size) for part, index in chosen.items()}
-    test_labels = labels[test]
-    channels, image_size, data_name = 3, args.image_size, str(args.data)
-    for part, index in chosen.items():
-        counts = ", ".join(f"{count} {name}" for name, count in zip(classes, np.bincount(labels[index])))
-        workshop.log(f"{part}: {len(index)} images: {counts}")
+# The first training images, drawn in characters from light to dark (two per pixel: a
+# character is twice as tall as it is wide).
+shades = " .:-=+*#%@"
+images, labels = split["train"][0][:8, 0], split["train"][1][:8]
+print("   ".join(f"label {label:<10d}" for label in labels.tolist()))
+for row in range(8):
+    print("   ".join("".join(2 * shades[round(9 * pixel)] for pixel in image[row].tolist()) for image in images))
 
 # %% [markdown]
 # ## Threads, data loaders and the device
 # A job may use the CPUs Slurm gave it (`--cpus-per-task`), and no more. A data loader hands
 # out batches of images, the training ones in a new random order every epoch. Digits held in
 # memory need no loader workers: a batch is a slice of a tensor, and a worker process would
-# only add the cost of passing it over. Image files must be opened and decoded: then one CPU
-# runs the training and each of the others runs a loader worker that prepares the next batches.
-# Either way, torch threads plus loader workers add up to the allocation.
+# only add the cost of passing it over, so every CPU of the allocation is a torch thread.
+# (Image files are another matter: they must be opened and decoded, and loader workers do that
+# while the model trains; the fine-tuning example, for your own photos, shows how.)
 
 # %%
+import torch
 from torch.utils.data import DataLoader
 
-loader_workers = 0 if args.data is None else workshop.cpus_from_allocation() - 1
+loader_workers = 0  # the digits are in memory
 threads = workshop.use_allocated_threads(loader_workers=loader_workers)
 device = workshop.pick_device()
 workshop.seed_everything(args.seed)
@@ -175,7 +85,6 @@ torch.backends.cudnn.benchmark = False
 loader_options = {
     "batch_size": args.batch_size,
     "num_workers": loader_workers,
-    "persistent_workers": loader_workers > 0,  # start the workers once, not every epoch
     "pin_memory": device.type == "cuda",  # page-locked memory: faster copies to the GPU
 }
 order = torch.Generator().manual_seed(args.seed)  # the shuffled order follows --seed
