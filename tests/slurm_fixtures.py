@@ -48,14 +48,15 @@ def slurm_cluster(tmp_path_factory, request):
     problem = missing_requirements()
     if problem:
         skip_or_fail(f"no local Slurm: {problem}")
+    other_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) - 1
+    cpus = int(os.environ.get("WORKSHOP_SLURM_CPUS") or max(1, default_cpus() - other_workers))
     started = time.monotonic()
     try:
-        cluster = SlurmCluster.start()
+        # The jobs run on the last `cpus` cores, as Puma runs a job on the cores it was given.
+        cluster = SlurmCluster.start(cores=sorted(os.sched_getaffinity(0))[-cpus:])
     except ClusterError as error:
         pytest.fail(str(error), pytrace=False)
     _timings["start the cluster"] = time.monotonic() - started
-    other_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) - 1
-    cpus = int(os.environ.get("WORKSHOP_SLURM_CPUS") or max(1, default_cpus() - other_workers))
     slurm = LocalSlurm(cluster, tmp_path_factory.mktemp("slurm-jobs"), quick=True, account=TEST_ACCOUNT, cpus=cpus, shares_cores=True)
     _session.append(slurm)
     slurm.start(job_files_to_submit(request.session.items))

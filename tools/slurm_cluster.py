@@ -170,8 +170,14 @@ class SlurmCluster:
 
     # ---------------------------------------------------------------- starting and stopping
     @classmethod
-    def start(cls, root: Path | None = None, by_hand: bool = False) -> SlurmCluster:
+    def start(cls, root: Path | None = None, by_hand: bool = False, cores: list[int] | None = None) -> SlurmCluster:
         """Start munged, slurmctld and slurmd in a new folder and wait until the node is idle.
+
+        `cores`: the CPU cores the jobs may run on (default: all of this process's). Puma confines
+        a job to its allocated cores with cgroups; here, without cgroups, slurmd's CPU affinity
+        does, which its jobs inherit. Without it a job asking for 4 CPUs runs as many torch
+        threads as this machine has cores, beside the tests' other processes: threads that share
+        a core spin and wait, and the job runs several times slower.
 
         The cluster belongs to this process: once it has ended, the next start of a cluster
         stops this one if it is still running (the test run was killed). A cluster started
@@ -192,7 +198,7 @@ class SlurmCluster:
         try:
             cluster._write_files(owner)
             cluster._start_munged()
-            cluster._start_slurm()
+            cluster._start_slurm(cores)
         except BaseException as error:
             tail = cluster.log_tail()
             cluster.stop()
@@ -259,11 +265,13 @@ class SlurmCluster:
             raise ClusterError(f"munged exited with {result.returncode}: {result.stderr.strip()}")
         _wait_for(lambda: self.munge_socket.exists() and self.daemon_pid("munged"), "munged to open its socket")
 
-    def _start_slurm(self) -> None:
+    def _start_slurm(self, cores: list[int] | None) -> None:
         environment = self.environment()
         for daemon in ("slurmctld", "slurmd"):
+            pin = (lambda: os.sched_setaffinity(0, cores)) if daemon == "slurmd" and cores else None
             result = subprocess.run(
-                [shutil.which(daemon), "-f", str(self.conf)], env=environment, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S
+                [shutil.which(daemon), "-f", str(self.conf)], env=environment, capture_output=True, text=True,
+                timeout=STARTUP_TIMEOUT_S, preexec_fn=pin,
             )
             if result.returncode != 0:
                 raise ClusterError(f"{daemon} exited with {result.returncode}: {result.stderr.strip()}")
