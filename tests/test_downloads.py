@@ -3,14 +3,14 @@ the page (with the address the browser fills in) fetches the archive from the se
 empty folder, it unpacks into ml-workshop/, and a job file from it runs on the local Slurm. Each
 example's own archive holds what its script imports."""
 
+import os
 import re
 import subprocess
-import sys
 import tarfile
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, warm_python
 from hooks.downloads import files_of
 
 FIRST_JOB_PAGE = "running-jobs/first-job/"
@@ -55,8 +55,8 @@ def test_an_examples_own_archive_holds_what_its_script_imports(example, built_si
         archive.extractall(tmp_path, filter="data")
     assert names == sorted(f"ml-workshop/{path.as_posix()}" for path in files_of(example)), names
     assert any(re.match(r"ml-workshop/slurm/.*\.sbatch$", name) for name in names), "no job file in the archive"
-    # --help imports everything the script imports, and needs nothing else.
-    process = subprocess.run(
-        [sys.executable, f"examples/{example}.py", "--help"], cwd=tmp_path / "ml-workshop", capture_output=True, text=True
-    )
+    # --help imports everything the script imports, and needs nothing else: no project module from
+    # outside the archive (the warm Python holds only the libraries, tools/warm_python.py).
+    folder = tmp_path / "ml-workshop"
+    process = warm_python().run([f"examples/{example}.py", "--help"], cwd=folder, env=dict(os.environ), timeout=120)
     assert process.returncode == 0, process.stderr
