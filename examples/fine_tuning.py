@@ -246,7 +246,7 @@ torch.backends.cudnn.benchmark = False
 workshop.log(f"mixed precision and channels-last: {'on' if on_gpu else 'off (CPU)'}")
 
 # %% [markdown]
-# ## Three ways to learn a new task
+# ## The three ways, in code
 # - **From scratch**: random weights; every weight learns from the new labels alone.
 # - **Frozen backbone, new head** (*feature extraction*): the pretrained weights stay as they
 #   are, batch normalisation's statistics included, and only the new head `fc` learns. Few
@@ -477,10 +477,11 @@ if args.data is None:
     axes.axhline(0.2, color="grey", linestyle=":", label="guessing (20%)")
     axes.set_xscale("log")
     axes.set_xticks(args.labels, [str(count) for count in args.labels])
+    axes.minorticks_off()  # only the counts that were run
     axes.set(xlabel="labelled training images of each digit 5-9", ylabel=f"accuracy on the {len(target_test[1])} test digits 5-9",
              ylim=(0, 1.02), title=f"Pretrained on 0-4, learning 5-9: mean and range over {args.draws} draw(s)")  # fmt: skip
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     workshop.save_figure(figure, args.out / "accuracy_vs_labels.png")
 
 # %% [markdown]
