@@ -112,6 +112,10 @@ class SlurmCluster:
     def log_dir(self) -> Path:
         return self.root / "log"
 
+    def job_cores(self) -> set[int]:
+        """The CPU cores its jobs may run on: slurmd's (see `start`), which they inherit."""
+        return os.sched_getaffinity(self.daemon_pid("slurmd"))
+
     def pid_file(self, daemon: str) -> Path:
         return (self.root / "munge" / "munged.pid") if daemon == "munged" else (self.root / "run" / f"{daemon}.pid")
 
