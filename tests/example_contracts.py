@@ -76,18 +76,6 @@ def prepare_sweep_train(tmp: Path) -> None:
     (tmp / "bad_row.csv").write_text("learning_rate\n0.001\nfast\n")
 
 
-def prepare_digits_cnn(tmp: Path) -> None:
-    """Folders of images that --data must refuse: one class only; two classes, one holding a file
-    that is not an image (a loader worker would otherwise fail on it mid-training)."""
-    from PIL import Image
-
-    for folder in ("one_class/cats", "corrupt/cats", "corrupt/dogs"):
-        (tmp / folder).mkdir(parents=True, exist_ok=True)
-        for number in range(3):
-            Image.new("RGB", (8, 8), (40 * number, 0, 0)).save(tmp / folder / f"{number}.png")
-    (tmp / "corrupt" / "dogs" / "broken.png").write_text("not an image\n")
-
-
 def prepare_recommender(tmp: Path) -> None:
     """MovieLens ratings.csv files that --data must refuse, each with one fault."""
     header, good = "userId,movieId,rating,timestamp", ["1,10,4.0,964982703", "1,20,3.5,964982224", "2,10,5.0,964983815"]
@@ -106,6 +94,22 @@ def prepare_poetry(tmp: Path) -> None:
     (tmp / "empty.txt").write_text("")
     (tmp / "latin1.txt").write_bytes("Caf\xe9 au lait,\nun po\xe8me\n".encode("latin-1"))
     (tmp / "nine_poems.txt").write_text("%\n".join(f"Poem {number}\nends here\n" for number in range(9)))
+
+
+def prepare_fine_tuning(tmp: Path) -> None:
+    """Folders of images that --data must refuse (one class; a file that is not an image), a good
+    folder, and checkpoints that --weights must refuse: one of another network (missing and extra
+    keys), and one named like torchvision's file whose bytes are not that file's."""
+    import torch
+    from PIL import Image
+
+    for folder in ("one_class/cats", "corrupt/cats", "corrupt/dogs", "images/cats", "images/dogs"):
+        (tmp / folder).mkdir(parents=True, exist_ok=True)
+        for number in range(3):
+            Image.new("RGB", (8, 8), (40 * number, 0, 0)).save(tmp / folder / f"{number}.png")
+    (tmp / "corrupt" / "dogs" / "broken.png").write_text("not an image\n")
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "classifier.weight": torch.zeros(2, 512)}, tmp / "another_network.pth")
+    (tmp / "resnet18-f37072fd.pth").write_bytes(b"an interrupted download\n")
 
 
 EXAMPLES = [
@@ -223,11 +227,8 @@ EXAMPLES = [
         bad_inputs={
             "zero_epochs": (("--epochs", "0"), "--epochs"),
             "unknown_option": (("--gpus", "2"), "unrecognized arguments"),
-            "data_folder_missing": (("--data", "{tmp}/no_such_folder"), "no_such_folder"),
-            "data_with_one_class": (("--data", "{tmp}/one_class"), "at least 2"),
-            "data_with_a_broken_image": (("--data", "{tmp}/corrupt"), "broken.png"),
+            "the_option_moved_to_fine_tuning": (("--data", "{tmp}"), "unrecognized arguments"),
         },
-        prepare=prepare_digits_cnn,
     ),
     Example(
         name="confident_wrong_biased",
@@ -311,6 +312,24 @@ EXAMPLES = [
             "data_with_too_few_poems": (("--data", "{tmp}/nine_poems.txt"), "at least 10"),
         },
         prepare=prepare_poetry,
+    ),
+    Example(
+        name="fine_tuning",
+        writes=("metrics.json", "pretrained_digits_0-4.pt", "accuracy_vs_labels.png"),
+        explicit=(("--steps", "3"), "steps", 3),
+        bad_inputs={
+            "zero_labels": (("--labels", "0"), "--labels"),
+            "more_labels_than_the_rarest_digit_has": (("--labels", "5", "500"), "--labels 500"),
+            "weights_without_data": (("--weights", "{tmp}/another_network.pth"), "--weights is for --data"),
+            "data_folder_missing": (("--data", "{tmp}/no_such_folder"), "no_such_folder"),
+            "data_with_one_class": (("--data", "{tmp}/one_class"), "at least 2"),
+            "data_with_a_broken_image": (("--data", "{tmp}/corrupt"), "broken.png"),
+            "checkpoint_missing": (("--data", "{tmp}/images", "--weights", "{tmp}/models/resnet18.pth"), "curl"),
+            "checkpoint_of_another_network": (("--data", "{tmp}/images", "--weights", "{tmp}/another_network.pth"), "classifier.weight"),
+            "checkpoint_damaged": (("--data", "{tmp}/images", "--weights", "{tmp}/resnet18-f37072fd.pth"), "SHA-256"),
+            "unknown_option": (("--epoch", "3"), "unrecognized arguments"),
+        },
+        prepare=prepare_fine_tuning,
     ),
 ]
 

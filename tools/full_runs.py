@@ -153,6 +153,7 @@ RECIPES = {
     "ddp_train": Recipe(ddp_runs, ("ddp_single", "ddp_srun", "ddp_torchrun")),
     "digits_cnn": script_recipe("digits_cnn"),
     "digits_diffusion": script_recipe("digits_diffusion"),
+    "fine_tuning": script_recipe("fine_tuning"),
     "penguin_clustering": script_recipe("penguin_clustering"),
     "penguin_species": script_recipe("penguin_species"),
     "poetry": script_recipe("poetry"),
