@@ -168,3 +168,15 @@ def test_fine_tuning_gpu_job_stages_the_archive_to_local_tmp_trains_on_it_and_cl
     staged = Path(metrics["data"])
     assert staged.name == "shapes" and f"_{run.job_id}_" in staged.parent.name, f"not staged into a folder of the job's own: {staged}"
     assert not staged.parent.exists(), f"the job left its staged copy in {staged.parent}"
+
+
+def test_what_the_page_says_about_the_published_results_still_holds():
+    # The page explains, in words, why pretraining did not pay in the published full run. Words
+    # cannot come from metrics.json: if a new full run (make results) says otherwise, this fails
+    # and the page must be rewritten.
+    page = (REPO / "docs" / "examples" / "fine-tuning.md").read_text()
+    at = json.loads((REPO / "docs" / "results" / "fine_tuning" / "metrics.json").read_text())["at_headline"]
+    if "did not pay" in page:
+        assert at["full"] < at["scratch"], f"the page says pretraining did not pay, but full fine-tuning scored {at['full']:.1%} and from scratch {at['scratch']:.1%}"
+    if "frozen features are worse than the raw pixels" in page:
+        assert at["frozen"] < at["pixels"], f"the page says the frozen features are worse than the pixels: {at['frozen']:.1%} against {at['pixels']:.1%}"

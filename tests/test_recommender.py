@@ -122,3 +122,20 @@ def test_gpu_job_generates_a_larger_set_and_falls_back_to_the_cpu(slurm_cluster)
     assert "running on the CPU" in run.log, "the job should say it found no GPU and ran on the CPU"
     metrics = json.loads((run.results_dir / "metrics.json").read_text())
     assert metrics["scale"] == 2 and metrics["users"] == 2 * 500, f"SCALE=2 should double the quick set's 500 users, not give {metrics['users']}"
+
+
+def test_what_the_page_says_about_the_published_results_still_holds():
+    # Sentences and alt texts of the page that compare published numbers in words; if a new full
+    # run (make results) says otherwise, this fails and the page must be rewritten.
+    page = (REPO / "docs" / "examples" / "recommender.md").read_text()
+    metrics = json.loads((REPO / "docs" / "results" / "recommender" / "metrics.json").read_text())
+    rmse = metrics["test_rmse"]
+    if "lands between the biases and ours" in page:
+        assert rmse["matrix_factorisation"] < rmse["surprise_svd"] < rmse["biases"], rmse
+    if "For users with ten ratings or fewer our model is no better than the biases; with more it is better" in page:
+        for group in metrics["by_activity"]:
+            few = group["bucket"] in ("1-5", "6-10")
+            if few:
+                assert group["matrix_factorisation"] >= group["biases"] - 0.005, f"the model beats the biases for users with {group['bucket']} ratings: {group}"
+            else:
+                assert group["matrix_factorisation"] < group["biases"], f"the model does not beat the biases for users with {group['bucket']} ratings: {group}"
