@@ -5,12 +5,13 @@
 2. Without Slurm: a quick run stopped by SIGUSR1 mid-training and started again ends with exactly
    the parameters, optimizer state and metrics of the quick run that was never stopped.
 3. On the local Slurm, the job file submitted unchanged (quick mode, with more epochs so that
-   there is time to interrupt it) and compared with an uninterrupted job of the same seed:
+   there is time to interrupt it) and compared with an uninterrupted run of the same seed and
+   epochs (outside Slurm, with as many threads as the job: the same training, bit for bit):
    - requeued mid-training with `scontrol requeue` (what preemption on windfall does): Slurm
      sends SIGTERM, the job goes back to the queue, starts again and resumes;
    - sent SIGUSR1 as before its time limit (`scancel --signal=USR1 --batch`, what
      `--signal=B:USR1@300` does): the job file's trap has the Python save, then requeues itself.
-   Both end with the uninterrupted job's parameters and metrics, bit for bit.
+   Both end with the uninterrupted run's parameters and metrics, bit for bit.
 4. A checkpoint that cannot be read is refused, and left in place for a person to look at.
 
 The interruptions wait for a log line ("epoch 1/", "epoch 2/"), never for a fixed time, and each
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tools.job_rules import JobFile
 from conftest import REPO, run_script
 
 from checkpoint_requeue import load_checkpoint
@@ -133,15 +135,24 @@ def test_a_checkpoint_that_cannot_be_read_is_refused_and_kept(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # 3. On the local Slurm
 # ------------------------------------------------------------------------------------------------
+def job_threads(slurm_cluster) -> int:
+    """The torch threads the job trains with: its CPUs, or the cores the test Slurm gives its jobs."""
+    return min(int(JobFile.read(JOB_FILE).value("--cpus-per-task")), len(slurm_cluster.cluster.job_cores()))
+
+
 @pytest.fixture(scope="module")
-def uninterrupted_job(slurm_cluster):
-    """One uninterrupted job with the same seed and epochs, running while the others are interrupted."""
-    return slurm_cluster.launch(JOB_FILE, script_args=("--epochs", SLURM_EPOCHS))
+def uninterrupted_run(slurm_cluster, tmp_path_factory) -> Path:
+    """The same training, never interrupted: same seed and epochs, as many threads as the job."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    threads = str(job_threads(slurm_cluster))
+    process = run_script(SCRIPT, "--quick", "--epochs", SLURM_EPOCHS, "--out", str(out), env={"SLURM_CPUS_PER_TASK": threads})
+    assert process.returncode == 0 and "starts=1" in process.stdout.strip().splitlines()[-1], process.stderr
+    return out
 
 
-def interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_job, interrupt: tuple[str, ...]) -> str:
+def interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run: Path, interrupt: tuple[str, ...]) -> str:
     """Launch the job, run `interrupt` (a Slurm command; the job id is appended) once it has
-    trained two epochs, wait for it to end and compare it with the uninterrupted job. Returns its log."""
+    trained two epochs, wait for it to end and compare it with the uninterrupted run. Returns its log."""
     job = slurm_cluster.launch(JOB_FILE, script_args=("--epochs", SLURM_EPOCHS))
     job.wait_for_line(r"^epoch 2/")
     slurm_cluster.run(*interrupt, str(job.id), check=True)
@@ -151,20 +162,20 @@ def interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_job, i
     resumed = re.search(r"^resuming from \S+: epoch (\d+), batch (\d+)$", run.log, re.MULTILINE)
     assert resumed and 2 < int(resumed.group(1)) <= int(SLURM_EPOCHS), f"did not resume mid-training\n{run.explain()}"
     assert "starts=2" in run.log.splitlines()[-1], run.explain()
-    reference = uninterrupted_job.wait()
-    assert reference.exit_code == 0 and "starts=1" in reference.log.splitlines()[-1], reference.explain()
-    assert_same_training(reference.results_dir, run.results_dir, run.explain())
+    threads = job_threads(slurm_cluster)
+    assert f"threads: {threads} torch" in run.log, f"the job should train on {threads} thread(s), as the uninterrupted run did\n{run.explain()}"
+    assert_same_training(uninterrupted_run, run.results_dir, run.explain())
     return run.log
 
 
 @pytest.mark.slurm
-def test_a_job_requeued_mid_training_resumes_and_ends_as_if_never_requeued(slurm_cluster, uninterrupted_job):
-    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_job, ("scontrol", "requeue"))
+def test_a_job_requeued_mid_training_resumes_and_ends_as_if_never_requeued(slurm_cluster, uninterrupted_run):
+    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run, ("scontrol", "requeue"))
     assert "DUE TO JOB REQUEUE" in log, log
 
 
 @pytest.mark.slurm
-def test_a_job_signalled_before_its_time_limit_saves_requeues_itself_and_ends_as_if_never_stopped(slurm_cluster, uninterrupted_job):
-    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_job, ("scancel", "--signal=USR1", "--batch"))
+def test_a_job_signalled_before_its_time_limit_saves_requeues_itself_and_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run):
+    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run, ("scancel", "--signal=USR1", "--batch"))
     assert re.search(r"^stopped by SIGUSR1 at epoch \d+, batch \d+/", log, re.MULTILINE), log
     assert re.search(r"requeueing job \d+", log), log
