@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,20 +35,14 @@ pytest_plugins = ["slurm_fixtures", "site_fixtures"]
 
 
 # Running an example script as a user would, and checking how it refuses bad input.
-def run_script(
-    script: Path, *args: str, timeout: float = 600, env: dict | None = None, fresh: bool = False, hash_seed: int = 1
-) -> subprocess.CompletedProcess:
+def run_script(script: Path, *args: str, timeout: float = 600, env: dict | None = None, hash_seed: int = 1) -> subprocess.CompletedProcess:
     """Run examples/<script> from the repository root on one thread (the tests share two cores),
     with no quick mode from the environment unless `--quick` is given; `env` adds variables.
     It runs in the warm Python started with `hash_seed` (tools/warm_python.py: the libraries
-    already imported) unless `fresh`, which starts a new interpreter as a person does."""
+    already imported); a fresh interpreter's start is the jobs' (tests/test_job_files.py)."""
     environment = {**os.environ, "SLURM_CPUS_PER_TASK": "1", "MPLBACKEND": "Agg", **(env or {})}
     environment.pop("WORKSHOP_QUICK", None)
-    if not fresh:
-        return warm_python(hash_seed).run([str(script), *args], cwd=REPO, env=environment, timeout=timeout)
-    return subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, env=environment, cwd=REPO, timeout=timeout
-    )
+    return warm_python(hash_seed).run([str(script), *args], cwd=REPO, env=environment, timeout=timeout)
 
 
 @functools.cache
