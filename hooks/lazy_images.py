@@ -1,10 +1,37 @@
-"""MkDocs hook: images load lazily (`loading="lazy"`), so figures further down a page are fetched
-only when the reader scrolls to them and never hold up the page's `load` event."""
+"""MkDocs hook: images load lazily and are sized.
 
+- `loading="lazy"`: figures further down a page are fetched only when the reader scrolls to them
+  and never hold up the page's `load` event.
+- `width` and `height` from the image file itself: the browser keeps the figure's room before
+  the figure arrives, so nothing on the page moves when it does (Material's CSS still scales it
+  to the column: `max-width: 100%; height: auto`).
+"""
+
+import posixpath
 import re
+from urllib.parse import unquote
 
-IMAGE_WITHOUT_LOADING = re.compile(r"<img(?![^>]*\sloading=)")
+from PIL import Image
+
+IMAGE = re.compile(r"<img\b[^>]*>")
+SOURCE = re.compile(r'\ssrc="([^"]+)"')
 
 
 def on_page_content(html: str, page, config, files) -> str:
-    return IMAGE_WITHOUT_LOADING.sub('<img loading="lazy"', html)
+    def sized(match: re.Match) -> str:
+        tag = match.group(0)
+        if " loading=" not in tag:
+            tag = tag.replace("<img", '<img loading="lazy"', 1)
+        source = SOURCE.search(tag)
+        if " width=" in tag or " height=" in tag or source is None or "://" in source.group(1):
+            return tag
+        # The page's links are relative to its address (examples/digits-cnn/ -> ../../results/...).
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(page.url + "x"), unquote(source.group(1))))
+        file = files.get_file_from_path(path)
+        if file is None or file.abs_src_path is None or path.endswith(".svg"):
+            return tag
+        with Image.open(file.abs_src_path) as image:
+            width, height = image.size
+        return tag.replace("<img", f'<img width="{width}" height="{height}"', 1)
+
+    return IMAGE.sub(sized, html)

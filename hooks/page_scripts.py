@@ -1,5 +1,8 @@
 """MkDocs hook: give each page the Mermaid and MathJax scripts it needs, and no others.
 
+hooks/drawing.py draws diagrams and equations when the site is built; what it could not draw
+(on a machine without Chromium or Node) is drawn in the reader's browser, as follows.
+
 Both libraries are served by the site itself (scripts/vendor_js.sh puts them in
 docs/assets/vendor/). A page with a diagram gets Mermaid, a page with an equation gets MathJax;
 every other page loads neither, so it stays small. Each comes with a small loader
@@ -7,6 +10,9 @@ every other page loads neither, so it stays small. Each comes with a small loade
 there at once, diagrams and equations a moment later. Material draws the diagrams with the
 global `mermaid` (without one it would fetch Mermaid from a CDN), so the Mermaid loader goes
 before Material's bundle; the MathJax configuration uses Material's `document$`, so it goes after.
+
+Every page with search also gets docs/javascripts/search-on-demand.js (before the bundle), so
+the search index is fetched when the reader reaches for search, not at every page load.
 """
 
 import re
@@ -16,6 +22,8 @@ from mkdocs.exceptions import PluginError
 from mkdocs.utils import get_relative_url
 
 VENDOR = Path("assets/vendor")
+# An equation still in TeX: hooks/drawing.py typesets the others when the site is built.
+UNDRAWN_MATH = re.compile(r'class="arithmatex">\\[(\[]')
 BUNDLE = re.compile(r'<script src="[^"]*assets/javascripts/bundle\.[^"]*"></script>')
 
 
@@ -33,6 +41,12 @@ def on_post_page(output: str, page, config) -> str:
     def src(path: str) -> str:
         return get_relative_url(path, page.url)
 
+    if 'data-md-component="search"' in output:
+        # Holds Material's request for the search index until the reader reaches for search.
+        search = f'<script src="{src("javascripts/search-on-demand.js")}"></script>\n'
+        output, count = BUNDLE.subn(lambda m: search + m.group(0), output, count=1)
+        if count != 1:
+            raise PluginError(f"{page.file.src_uri}: Material's bundle script not found")
     if 'class="mermaid"' in output:
         mermaid = (
             f'<script src="{src("javascripts/mermaid-loader.js")}" '
@@ -41,7 +55,7 @@ def on_post_page(output: str, page, config) -> str:
         output, count = BUNDLE.subn(lambda m: mermaid + m.group(0), output, count=1)
         if count != 1:
             raise PluginError(f"{page.file.src_uri}: Material's bundle script not found")
-    if 'class="arithmatex"' in output:
+    if UNDRAWN_MATH.search(output):
         mathjax = (
             f'<script src="{src("javascripts/mathjax-config.js")}" '
             f'data-src="{src(_vendored(docs_dir, "mathjax", "tex-chtml.js"))}"></script>\n'

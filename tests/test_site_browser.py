@@ -1,9 +1,12 @@
 """Every page of the built site in a real headless Chromium, from a server on 127.0.0.1.
 
 Each page is loaded once, with a cold cache, and then checked by the tests below: nothing goes
-wrong in the console or on the network, nothing is asked of another host, every diagram is
-drawn, every equation typeset, every highlight a <mark>, every code block copyable, and axe-core
-finds no accessibility problem beyond the theme's own (listed below, with the reason).
+wrong in the console or on the network, nothing is asked of another host, every diagram arrives
+as an inline SVG and every equation typeset (drawn when the site was built: the page loads
+neither Mermaid nor MathJax), every highlight a <mark>, every code block copyable, and axe-core
+finds no accessibility problem beyond the theme's own (listed below, with the reason). One more
+test builds a one-page site the way a machine without Chromium does, and watches the reader's
+browser draw it instead.
 Screenshots for a person to look at go to screenshots/ at the repository root.
 """
 
@@ -14,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import REPO
 from site_fixtures import build_site
-from tools.site import FONTS_READY, INVISIBLE_MATH_CHARACTERS, OPEN_SHADOW_ROOTS, RENDERED, source_of
+from hooks.drawing import DRAW_IN_BROWSER_ENV
+from tools.site import FONTS_READY, OPEN_SHADOW_ROOTS, RENDERED, SiteServer, mermaid_blocks, source_of
 
 pytestmark = pytest.mark.browser
 
@@ -23,8 +27,6 @@ RENDER_TIMEOUT_MS = 10_000
 # Findings that come from the theme's markup, not from our content. Each is allowed only on the
 # elements named here.
 THEME_LEVEL_VIOLATIONS = {
-    # Material's search overlay is a role="dialog" element without an accessible name.
-    "aria-dialog-name": (".md-search",),
     # Material (9.8) puts each code block's copy button in an unlabelled <nav>, so a page with
     # code has several landmarks with the same (empty) name, the section navigation among them.
     "landmark-unique": ("nav[", ".md-nav", ".md-code__nav"),
@@ -32,9 +34,10 @@ THEME_LEVEL_VIOLATIONS = {
     # labels themselves are not focusable (the radio buttons behind them are).
     "scrollable-region-focusable": (".tabbed-labels",),
 }
-# Others that axe-core reports on Material's defaults are fixed in docs/stylesheets/extra.css
-# instead: grey code comments and the footer's copyright line at 4.47:1 (color-contrast), and
-# links told apart from text by colour alone (link-in-text-block).
+# Others that axe-core reports on Material's defaults are fixed: the search dialog's name in
+# hooks/theme_fixes.py (aria-dialog-name); in docs/stylesheets/extra.css, grey code comments and
+# the footer's copyright line at 4.47:1 (color-contrast), and links told apart from text by
+# colour alone (link-in-text-block).
 
 
 CODE_SAMPLE = "data-axe-code-sample"
@@ -58,6 +61,23 @@ TOKENS_TO_TEXT = """() => {
 }""" % (CODE_SAMPLE, CODE_SAMPLE)
 PUT_TOKENS_BACK = """() => document.querySelectorAll("article pre > code")
   .forEach((code, number) => { code.innerHTML = window.codeBlocksBefore[number]; })"""
+
+
+def mermaid_labels(block: str) -> list[str]:
+    """The quoted labels of a diagram's nodes, edges and groups, as text (line breaks dropped)."""
+    return [re.sub(r"<br\s*/?>", " ", label) for label in re.findall(r'"([^"\n]+)"', block)]
+
+
+# The text a drawing shows: its labels, without its stylesheet.
+SVG_TEXT = """(svg) => {
+  const copy = svg.cloneNode(true);
+  copy.querySelectorAll("style").forEach((style) => style.remove());
+  return copy.textContent;
+}"""
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 @dataclass
@@ -123,36 +143,44 @@ def test_page_requests_only_the_local_server_and_none_fails(visit):
     assert not visit.failed_requests, f"failed requests: {visit.failed_requests}"
 
 
-def test_every_mermaid_diagram_is_drawn_as_svg(visit):
-    in_source = len(re.findall(r"^\s*`{3,}\s*mermaid\s*$", visit.source, flags=re.M))
+def test_every_mermaid_diagram_arrives_as_an_inline_svg_with_its_labels(visit):
+    blocks = mermaid_blocks(visit.source)
     diagrams = visit.page.evaluate(
-        """() => [...document.querySelectorAll(".mermaid")].map((d) => {
-             const svg = d.shadowRoot && d.shadowRoot.querySelector("svg");
-             return svg ? svg.textContent : null;
-           })"""
+        """() => [...document.querySelectorAll("article .diagram")].map((d) => {
+             const shown = [...d.querySelectorAll(":scope > div")].filter((c) => c.checkVisibility());
+             return shown.map((c) => c.querySelector(":scope > svg")).map((svg) => svg && (%s)(svg));
+           })""" % SVG_TEXT
     )
-    drawn = [text for text in diagrams if text is not None]
-    assert len(drawn) == len(diagrams) == in_source, (
-        f"{in_source} mermaid blocks in the source, {len(diagrams)} diagrams on the page, {len(drawn)} drawn as <svg>"
-    )
-    broken = [text[:200] for text in drawn if "Syntax error" in text]
-    assert not broken, f"Mermaid drew an error instead of a diagram: {broken}"
+    assert len(diagrams) == len(blocks), f"{len(blocks)} mermaid blocks in the source, {len(diagrams)} drawn diagrams on the page"
+    for block, shown in zip(blocks, diagrams):
+        assert len(shown) == 1 and shown[0] is not None, f"not exactly one drawing shown for the palette: {block[:80]!r}"
+        missing = [label for label in mermaid_labels(block) if squeeze(label) not in squeeze(shown[0])]
+        assert not missing, f"labels missing from the drawing of {block[:60]!r}: {missing}"
 
 
-def test_every_equation_is_typeset(visit):
-    total, typeset, raw = visit.page.evaluate(
+def test_no_page_loads_mermaid_or_mathjax_when_everything_is_drawn(visit):
+    loaded = [url for url in visit.requested_urls if re.search(r"/(mermaid[^/]*|tex-[a-z]+)\.js$", url)]
+    assert not loaded, f"the page arrived drawn, yet it loaded {loaded}"
+
+
+def test_every_equation_is_typeset_for_eyes_and_screen_readers(visit):
+    total, typeset, spoken, missing_glyphs, raw = visit.page.evaluate(
         """() => {
              const all = [...document.querySelectorAll(".arithmatex")];
+             const drawn = (e) => e.querySelector(":scope > mjx-container > svg")?.getBoundingClientRect().width > 0;
+             const mathml = (e) => e.querySelector(":scope > mjx-container > mjx-assistive-mml > math");
+             const glyphs = [...document.querySelectorAll("mjx-container use")].map((u) => u.getAttribute("href"));
              const article = document.querySelector("article").cloneNode(true);
              article.querySelectorAll("pre, code, mjx-container").forEach((e) => e.remove());
-             return [all.length, all.filter((e) => e.querySelector(":scope > mjx-container")).length,
+             return [all.length, all.filter(drawn).length, all.filter(mathml).length,
+                     glyphs.filter((href) => !document.getElementById(href.slice(1))),
                      article.textContent.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []];
            }"""
     )
-    assert typeset == total, f"{total - typeset} of {total} equations are still TeX, not typeset"
+    assert typeset == total, f"{total - typeset} of {total} equations are not drawn (no SVG of any width)"
+    assert spoken == total, f"{total - spoken} of {total} equations have no MathML for screen readers"
+    assert not missing_glyphs, f"equations use glyphs the page does not hold: {sorted(set(missing_glyphs))[:5]}"
     assert not raw, f"TeX delimiters shown as text: {raw}"
-    invisible = visit.page.evaluate(INVISIBLE_MATH_CHARACTERS)
-    assert not invisible, f"{invisible} characters of typeset equations have no glyph (MathJax's styles for them are missing)"
 
 
 def test_every_highlight_is_a_mark(visit):
@@ -209,10 +237,13 @@ def test_page_has_no_accessibility_violation_beyond_the_themes_own(visit):
 # --- the site as a whole --------------------------------------------------------------------------
 
 
-def test_searching_burgers_finds_the_page_that_explains_it(browser, site_server):
+def test_searching_burgers_finds_its_page_and_the_index_is_fetched_only_then(browser, site_server):
     context = browser.new_context()
     page = context.new_page()
-    page.goto(site_server.url, wait_until="load")
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(site_server.url, wait_until="networkidle")
+    fetched_early = [url for url in requested if url.endswith("search_index.json")]
     page.locator("input.md-search__input").click()
     page.keyboard.type("Burgers")
     results = page.locator("a.md-search-result__link")
@@ -220,6 +251,7 @@ def test_searching_burgers_finds_the_page_that_explains_it(browser, site_server)
     found = [link.get_attribute("href") for link in results.all()]
     context.close()
     assert any("what-ml-can-do/" in href for href in found), f"search results for 'Burgers': {found}"
+    assert not fetched_early, "the search index was fetched before the reader reached for search"
 
 
 def test_screenshots_show_the_rendered_overview_and_burgers_passage(browser, site_server):
@@ -248,3 +280,61 @@ def test_screenshots_show_the_rendered_overview_and_burgers_passage(browser, sit
     for name in ("overview.png", "burgers.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000, f"screenshots/{name} is (nearly) empty"
 
+
+
+FALLBACK_PAGE = r"""# Drawn in the browser
+
+```mermaid
+flowchart LR
+    A["data"] --> B["model"]
+```
+
+Inline, \(u_t + u\,u_x = \nu\,u_{xx}\), and displayed:
+
+$$
+\frac{\partial u}{\partial t} = \nu\,\frac{\partial^2 u}{\partial x^2}
+$$
+"""
+
+
+def test_a_build_that_cannot_draw_leaves_it_to_the_browser_and_says_so(browser, tmp_path, monkeypatch, caplog):
+    # A one-page site built as a machine without Chromium or Node builds it: the page keeps its
+    # mermaid block and its TeX, loads the site's own Mermaid and MathJax, and they draw it.
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text(FALLBACK_PAGE)
+    for shared in ("assets", "javascripts", "stylesheets"):
+        (docs / shared).symlink_to(REPO / "docs" / shared)
+    monkeypatch.setenv(DRAW_IN_BROWSER_ENV, "1")
+    monkeypatch.chdir(REPO)
+    config = load_config(
+        str(REPO / "mkdocs.yml"),
+        docs_dir=str(docs),
+        site_dir=str(tmp_path / "site"),
+        nav=[{"Drawn in the browser": "index.md"}],
+        hooks=["hooks/drawing.py", "hooks/page_scripts.py"],
+        strict=True,
+    )
+    with caplog.at_level("INFO", logger="mkdocs"):
+        build(config)
+    said = [record.getMessage() for record in caplog.records if "left to the reader's browser" in record.getMessage()]
+    assert len(said) == 2, f"the build log does not say that diagrams and equations are left to the browser: {said}"
+
+    context = browser.new_context()
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    page = context.new_page()
+    with SiteServer(tmp_path / "site") as server:
+        page.goto(server.url, wait_until="load")
+        try:
+            page.wait_for_function(RENDERED, timeout=RENDER_TIMEOUT_MS)
+        except Exception:
+            pass  # the assertion says what stayed undrawn
+        drawn = page.evaluate(
+            """() => [[...document.querySelectorAll(".mermaid")].map((d) => d.shadowRoot?.querySelector("svg")).map((svg) => svg && (%s)(svg)),
+                      document.querySelectorAll(".arithmatex > mjx-container").length]""" % SVG_TEXT
+        )
+    context.close()
+    assert drawn == [["datamodel"], 2], f"drawn in the browser: diagrams {drawn[0]}, equations {drawn[1]} (expected ['datamodel'] and 2)"

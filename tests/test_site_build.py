@@ -2,9 +2,13 @@
 the built pages are what a reader's browser needs and nothing more."""
 
 import re
+import shutil
 
+from conftest import skip_or_fail
+from hooks import drawing
+from hooks.page_scripts import UNDRAWN_MATH
 from site_fixtures import build_site
-from tools.site import DOCS, built_pages, page_id, source_of
+from tools.site import DOCS, built_pages, chromium_missing, mermaid_blocks, page_id, source_of
 
 
 def test_strict_build_passes_without_a_warning():
@@ -21,18 +25,53 @@ def test_every_page_of_the_nav_is_built_from_its_markdown(built_site):
     assert not orphans, f"built pages without a Markdown source in docs/: {orphans}"
 
 
-def test_pages_load_mermaid_and_mathjax_only_where_they_are_used(built_site):
+def test_pages_arrive_drawn_and_load_mermaid_or_mathjax_only_for_what_is_left(built_site):
+    # What the build machine cannot draw (no Chromium, say) stays a block for the reader's browser.
+    can_draw = chromium_missing() is None and shutil.which("node") is not None
     checked = 0
     for page in built_pages(built_site):
         html = (built_site / page / "index.html").read_text()
-        source = source_of(page).read_text()
-        has_diagram = re.search(r"^\s*`{3,}\s*mermaid\s*$", source, flags=re.M) is not None
-        has_math = 'class="arithmatex"' in html
+        blocks = len(mermaid_blocks(source_of(page).read_text()))
+        drawn, undrawn = html.count('<div class="diagram">'), html.count('<pre class="mermaid">')
+        undrawn_math = UNDRAWN_MATH.search(html) is not None
+        assert drawn + undrawn == blocks, f"{page_id(page)}: {blocks} mermaid blocks, {drawn} drawn and {undrawn} left on the page"
+        if can_draw:
+            assert not undrawn and not undrawn_math, f"{page_id(page)}: the build left diagrams ({undrawn}) or equations to the browser"
         loads_mermaid, loads_mathjax = "mermaid.min.js" in html, "tex-chtml.js" in html
-        assert loads_mermaid == has_diagram, f"{page_id(page)}: loads Mermaid: {loads_mermaid}, has a diagram: {has_diagram}"
-        assert loads_mathjax == has_math, f"{page_id(page)}: loads MathJax: {loads_mathjax}, has an equation: {has_math}"
+        assert loads_mermaid == bool(undrawn), f"{page_id(page)}: loads Mermaid: {loads_mermaid}, diagrams left undrawn: {undrawn}"
+        assert loads_mathjax == undrawn_math, f"{page_id(page)}: loads MathJax: {loads_mathjax}, equations left undrawn: {undrawn_math}"
         checked += 1
     assert checked, "no pages were checked"
+
+
+def test_a_rebuild_finds_every_drawing_in_the_cache(built_site):
+    # Drawings are kept by the hash of their source, so `mkdocs serve` redraws only what changed.
+    if chromium_missing():
+        skip_or_fail(f"the build could not draw diagrams: {chromium_missing()}")
+    diagrams = drawing.MermaidDrawer()
+    missing = []
+    for page in built_pages(built_site):
+        for source in mermaid_blocks(source_of(page).read_text()):
+            if not (drawing.CACHE / f"{diagrams.key(source)}.html").is_file():
+                missing.append(f"{page_id(page)}: {source[:60]!r}")
+    assert not missing, f"diagrams not in {drawing.CACHE}: {missing}"
+
+
+def test_every_image_is_sized_and_every_source_map_is_there(built_site):
+    unsized = [
+        f"{html.relative_to(built_site)}: {tag[:100]}"
+        for html in built_site.rglob("*.html")
+        for tag in re.findall(r"<img\b[^>]*>", html.read_text())
+        if not re.search(r'\swidth="\d+"', tag) or not re.search(r'\sheight="\d+"', tag)
+    ]
+    assert not unsized, "images without width and height (the page moves when they arrive):\n" + "\n".join(unsized)
+    missing_maps = [
+        f"{script.relative_to(built_site)} -> {name}"
+        for script in [*built_site.rglob("*.js"), *built_site.rglob("*.css")]
+        for name in re.findall(r"[#@] sourceMappingURL=(\S+)", script.read_text(errors="replace"))
+        if not name.startswith("data:") and not (script.parent / name).is_file()
+    ]
+    assert not missing_maps, f"source maps named but not in the site: {missing_maps}"
 
 
 def test_no_page_asks_another_host_for_scripts_styles_or_fonts(built_site):

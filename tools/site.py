@@ -8,6 +8,7 @@
 - `launch_chromium(playwright)`: headless Chromium, the Debian package at /usr/bin/chromium
   driven by Playwright (Playwright's own browser download is never used); `chromium_missing()`
   says why it cannot run here.
+- `mermaid_blocks(markdown)`: the diagrams a page's Markdown holds.
 - `RENDERED`, `FONTS_READY`, `OPEN_SHADOW_ROOTS`: what "fully rendered" means in a page (every
   diagram an <svg>, every equation typeset with visible characters), for tests and benchmark alike.
 
@@ -17,28 +18,21 @@ benchmark measures exactly what the tests check.
 
 import functools
 import os
+import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+# The build draws diagrams with the same Chromium, launched the same way (hooks/drawing.py).
+from hooks.drawing import chromium_missing, launch_chromium
+
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags that keep Chromium from calling home or hanging on a machine without internet.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Material draws each Mermaid diagram into a *closed* shadow root, which no script can look
 # into. Run before the page's own scripts, this makes every shadow root open, so tests can find
 # the <svg>.
@@ -62,6 +56,14 @@ RENDERED = """() => {
     && (%s)() === 0;
 }""" % INVISIBLE_MATH_CHARACTERS
 FONTS_READY = "() => document.fonts.ready.then(() => performance.now())"
+
+
+MERMAID_FENCE = re.compile(r"^([ \t]*)`{3,}[ \t]*mermaid[ \t]*\n(.*?)^\1`{3,}[ \t]*$", re.S | re.M)
+
+
+def mermaid_blocks(markdown: str) -> list[str]:
+    """The text of each ```mermaid block of a page's Markdown, as Mermaid gets it."""
+    return [textwrap.dedent(match.group(2)).rstrip("\n") for match in MERMAID_FENCE.finditer(markdown)]
 
 
 @dataclass
@@ -165,18 +167,3 @@ class SiteServer:
     def bytes_sent(self) -> int:
         with self.httpd.lock:
             return self.httpd.bytes_sent
-
-
-def chromium_missing() -> str | None:
-    """Why Chromium cannot be driven here, or None when it can."""
-    if not CHROMIUM.is_file():
-        return f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it as root)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is missing (see requirements.txt)"
-    return None
-
-
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
