@@ -281,7 +281,8 @@ def cpu_model() -> str:
 def report_result(**values) -> None:
     """The last line of every run, `result: key=value ...`: what a Slurm log ends with."""
     log("result: " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items()))
-    # The run is over. Python's exit would search the libraries' millions of objects for
-    # garbage once more (about 2 s after torch and scikit-learn); frozen objects are skipped.
-    gc.freeze()
+    if not in_notebook():  # the script is about to end; a notebook's kernel goes on
+        # Python's exit would search the libraries' millions of objects for garbage once more
+        # (about 2 s after torch and scikit-learn); frozen objects are skipped.
+        gc.freeze()
 # --8<-- [end:results]
