@@ -24,6 +24,7 @@ the diagrams' and equations' source text, as it always was.
 
 import hashlib
 import html
+import importlib.util
 import json
 import logging
 import os
@@ -39,7 +40,8 @@ from mkdocs.exceptions import PluginError
 log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache" / "drawings"
+# Another folder for the cache (the benchmark times a cold build with an empty one).
+CACHE = Path(os.environ.get("SITE_DRAWINGS_CACHE", REPO / ".cache" / "drawings"))
 NPM_PACKS = REPO / ".cache" / "npm-pack"
 VENDOR = REPO / "docs" / "assets" / "vendor"
 TEX_TO_SVG = Path(__file__).with_name("tex_to_svg.js")
@@ -84,9 +86,7 @@ def chromium_missing() -> str | None:
     """Why Chromium cannot be driven here, or None when it can."""
     if not CHROMIUM.is_file():
         return f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it as root)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:  # found without importing it (a warm build needs none)
         return "the Python package playwright is missing (see requirements.txt)"
     return None
 
@@ -323,7 +323,7 @@ class Drawings:
         self.mathjax.close()
         if any(self.drawn.values()):
             new = " and ".join(f"{self.drawn[kind]} {kind}{'s' * (self.drawn[kind] != 1)} in {self.seconds[kind]:.1f} s" for kind in self.drawn if self.drawn[kind])
-            log.info(f"drawing: drew {new}; {self.cached} drawings from {CACHE.relative_to(REPO)}")
+            log.info(f"drawing: drew {new}; {self.cached} drawings from {CACHE}")
         for kind, drawer in (("diagram", self.mermaid), ("equation", self.mathjax)):
             if self.left[kind] and drawer.why_not:
                 pages = ", ".join(sorted(self.left[kind]))

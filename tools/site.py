@@ -74,9 +74,9 @@ class Build:
     seconds: float = 0.0
 
 
-def run_strict_build(destination: Path) -> Build:
+def run_strict_build(destination: Path, extra_env: dict[str, str] | None = None) -> Build:
     """`mkdocs build --strict` into `destination`, as a reader's `make build` would run it."""
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", **(extra_env or {}))
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(destination)],
