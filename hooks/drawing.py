@@ -101,6 +101,14 @@ def _vendored(library: str) -> tuple[str, Path] | None:
     return (found[-1].name.removeprefix(f"{library}-"), found[-1]) if found else None
 
 
+def _write(path: Path, text: str) -> None:
+    """Into the cache whole or not at all (a `mkdocs serve` and a test run may draw at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join((DRAWING_SETTINGS, *parts)).encode()).hexdigest()
 
@@ -190,11 +198,14 @@ class MathJaxDrawer:
     def _start(self):
         if not self.components.is_dir():
             # MathJax's components for Node come from the package scripts/vendor_js.sh fetched.
+            unpacking = self.components.parent.with_name(f"{self.components.parent.name}.partial")
+            shutil.rmtree(unpacking, ignore_errors=True)
             with tarfile.open(self.pack) as pack:
                 members = [m for m in pack.getmembers() if m.name.startswith("package/es5/")]
                 for member in members:
                     member.name = member.name.removeprefix("package/")
-                pack.extractall(self.components.parent, members=members, filter="data")
+                pack.extractall(unpacking, members=members, filter="data")
+            unpacking.replace(self.components.parent)  # whole or not at all
         self._process = subprocess.Popen(
             ["node", str(TEX_TO_SVG), str(self.components)],
             stdin=subprocess.PIPE,
@@ -220,8 +231,7 @@ class MathJaxDrawer:
         if not path.is_file():
             if self._process is None:
                 self._start()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.css)
+            _write(path, self.css)
         return path.read_text()
 
     def close(self):
@@ -261,8 +271,7 @@ class Drawings:
             return None
         finally:
             self.seconds[kind] += time.perf_counter() - started
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(drawing)
+        _write(path, drawing)
         self.drawn[kind] += 1
         return drawing
 

@@ -3,6 +3,7 @@ the built pages are what a reader's browser needs and nothing more."""
 
 import re
 import shutil
+from types import SimpleNamespace
 
 from conftest import skip_or_fail
 from hooks import drawing
@@ -92,3 +93,21 @@ def test_the_burgers_equation_is_on_the_page_inline_and_displayed():
     burgers = r"\frac{\partial u}{\partial t}"
     assert any(burgers in eq for eq in inline), "Burgers' equation is not written inline"
     assert any(burgers in eq for eq in display), "Burgers' equation is not written as a display equation"
+
+
+def test_tex_that_does_not_parse_is_a_build_warning(caplog):
+    # A warning stops `mkdocs build --strict`, naming the page; the equation stays for the browser.
+    # (A diagram Mermaid cannot parse takes the same path, but would start a Chromium of its own.)
+    if shutil.which("node") is None:
+        skip_or_fail("typesetting at build time needs Node")
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="broken.md"))
+    broken = '<p><span class="arithmatex">\\(\\frac{1}{\\)</span> and <span class="arithmatex">\\(\\nosuchmacro\\)</span></p>'
+    drawings = drawing.Drawings(in_browser=False)
+    try:
+        with caplog.at_level("WARNING", logger="mkdocs"):
+            html = drawings.page(broken, page)
+    finally:
+        drawings.close()
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("broken.md" in warning for warning in warnings), f"warnings: {warnings}"
+    assert html == broken, "an equation that could not be typeset was changed"
