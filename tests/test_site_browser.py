@@ -143,19 +143,27 @@ def test_page_requests_only_the_local_server_and_none_fails(visit):
     assert not visit.failed_requests, f"failed requests: {visit.failed_requests}"
 
 
-def test_every_mermaid_diagram_arrives_as_an_inline_svg_with_its_labels(visit):
+def test_every_mermaid_diagram_arrives_as_an_inline_svg_with_its_labels_in_both_palettes(visit):
     blocks = mermaid_blocks(visit.source)
-    diagrams = visit.page.evaluate(
-        """() => [...document.querySelectorAll("article .diagram")].map((d) => {
-             const shown = [...d.querySelectorAll(":scope > div")].filter((c) => c.checkVisibility());
-             return shown.map((c) => c.querySelector(":scope > svg")).map((svg) => svg && (%s)(svg));
-           })""" % SVG_TEXT
-    )
-    assert len(diagrams) == len(blocks), f"{len(blocks)} mermaid blocks in the source, {len(diagrams)} drawn diagrams on the page"
-    for block, shown in zip(blocks, diagrams):
-        assert len(shown) == 1 and shown[0] is not None, f"not exactly one drawing shown for the palette: {block[:80]!r}"
-        missing = [label for label in mermaid_labels(block) if squeeze(label) not in squeeze(shown[0])]
-        assert not missing, f"labels missing from the drawing of {block[:60]!r}: {missing}"
+    for scheme, palette in (("default", "light"), ("slate", "dark")):
+        diagrams = visit.page.evaluate(
+            """(scheme) => {
+                 const before = document.body.getAttribute("data-md-color-scheme");
+                 document.body.setAttribute("data-md-color-scheme", scheme);
+                 const shown = [...document.querySelectorAll("article .diagram")].map((d) =>
+                   [...d.querySelectorAll(":scope > div")].filter((c) => getComputedStyle(c).display !== "none")
+                     .map((c) => [c.className, c.querySelector(":scope > svg") && (%s)(c.querySelector(":scope > svg"))]));
+                 document.body.setAttribute("data-md-color-scheme", before);
+                 return shown;
+               }""" % SVG_TEXT,
+            scheme,
+        )
+        assert len(diagrams) == len(blocks), f"{len(blocks)} mermaid blocks in the source, {len(diagrams)} drawn diagrams on the page"
+        for block, shown in zip(blocks, diagrams):
+            assert [name for name, _ in shown] == [f"diagram__{palette}"], f"{palette} palette shows {shown and [n for n, _ in shown]} for {block[:60]!r}"
+            text = shown[0][1] or ""
+            missing = [label for label in mermaid_labels(block) if squeeze(label) not in squeeze(text)]
+            assert not missing, f"labels missing from the {palette} drawing of {block[:60]!r}: {missing}"
 
 
 def test_no_page_loads_mermaid_or_mathjax_when_everything_is_drawn(visit):
@@ -167,7 +175,7 @@ def test_every_equation_is_typeset_for_eyes_and_screen_readers(visit):
     total, typeset, spoken, missing_glyphs, raw = visit.page.evaluate(
         """() => {
              const all = [...document.querySelectorAll(".arithmatex")];
-             const drawn = (e) => e.querySelector(":scope > mjx-container > svg")?.getBoundingClientRect().width > 0;
+             const drawn = (e) => parseFloat(e.querySelector(":scope > mjx-container > svg")?.getAttribute("width")) > 0;
              const mathml = (e) => e.querySelector(":scope > mjx-container > mjx-assistive-mml > math");
              const glyphs = [...document.querySelectorAll("mjx-container use")].map((u) => u.getAttribute("href"));
              const article = document.querySelector("article").cloneNode(true);
