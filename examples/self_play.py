@@ -39,13 +39,13 @@ parser.add_argument(
     default="connect_four(rows=4,columns=5)",
     help="an OpenSpiel game string (default: connect_four(rows=4,columns=5); connect_four(rows=3,columns=4,x_in_row=3) with --quick)",
 )
-parser.add_argument("--width", type=workshop.at_least(1), default=128, help="units in each hidden layer of the network (default: 128)")
+parser.add_argument("--width", type=workshop.at_least(1), default=256, help="units in each hidden layer of the network (default: 256)")
 parser.add_argument("--layers", type=workshop.at_least(1), default=3, help="hidden layers of the network (default: 3)")
 parser.add_argument(
-    "--simulations", type=workshop.at_least(1), default=48, help="tree-search simulations per move (default: 48; 12 with --quick)"
+    "--simulations", type=workshop.at_least(1), default=96, help="tree-search simulations per move (default: 96; 12 with --quick)"
 )
-parser.add_argument("--games", type=workshop.at_least(1), default=96, help="self-play games per iteration (default: 96; 24 with --quick)")
-parser.add_argument("--iterations", type=workshop.at_least(1), default=24, help="rounds of self-play then training (default: 24; 3 with --quick)")
+parser.add_argument("--games", type=workshop.at_least(1), default=128, help="self-play games per iteration (default: 128; 24 with --quick)")
+parser.add_argument("--iterations", type=workshop.at_least(1), default=32, help="rounds of self-play then training (default: 32; 3 with --quick)")
 parser.add_argument("--train-steps", type=workshop.at_least(1), default=500, help="training steps per iteration (default: 500; 100 with --quick)")
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="positions per training step (default: 128)")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-3, help="Adam's step size (default: 0.002)")
@@ -338,16 +338,21 @@ workshop.log(f"untrained search from the empty board: visits per move {dict(zip(
 # %% [markdown]
 # ## Self-play
 # Games of the program against itself. At every move the search runs from the current
-# position; the position, the search's policy and (once the game is over) the result for the
-# player who was to move become one training example. In the first moves the program samples
-# its move from the search's visits, so that games differ; later it plays the most visited move.
-# The games of an iteration are split among worker processes, one per CPU the job was given:
-# tree search is Python code that runs on one core, so the CPUs are what make self-play fast.
+# position; the position, the search's policy, the search's value of the position and (once the
+# game is over) the result for the player who was to move become one training example. In its
+# first 20 moves (on the 4 x 5 board: all of them) the program samples its move in proportion to
+# the search's visits rather than playing the most visited one. The games then differ, and they
+# reach the odd positions a perfect opponent or a random one can lead to, not only the few that
+# best play walks through; the example still records the visit shares, so the network learns
+# what the search preferred, not the dice. The games of an iteration are split among worker
+# processes, one per CPU the job was given: tree search is Python code that runs on one core,
+# so the CPUs are what make self-play fast.
 
 # %%
 import multiprocessing
 
-EXPLORING_MOVES = 4  # moves at the start of each game chosen in proportion to the visits
+EXPLORING_MOVES = 20  # moves at the start of each game chosen in proportion to the visits
+SEARCHED_VALUE_WEIGHT = 0.5  # the value target: this much of the search's value, the rest the game's result
 
 
 def self_play(weights, games, seed):
@@ -366,13 +371,18 @@ def self_play(weights, games, seed):
             policy = np.zeros(game.num_distinct_actions(), dtype=np.float32)
             visits = np.array(root.visits)
             policy[root.moves] = visits / visits.sum()
-            records[number].append((state.observation_tensor(state.current_player()), policy, state.current_player()))
+            searched_value = sum(root.value_sum) / root.total  # the search's estimate, for the player to move
+            records[number].append((state.observation_tensor(state.current_player()), policy, state.current_player(), searched_value))
             if len(state.history()) < EXPLORING_MOVES:
                 move = rng.choice(root.moves, p=visits / visits.sum())
             else:
                 move = root.moves[rng.choice(np.flatnonzero(visits == visits.max()))]
             state.apply_action(int(move))
-    examples = [(board, policy, state.returns()[player]) for state, record in zip(states, records) for board, policy, player in record]
+    examples = [
+        (board, policy, (1 - SEARCHED_VALUE_WEIGHT) * state.returns()[player] + SEARCHED_VALUE_WEIGHT * searched_value)
+        for state, record in zip(states, records)
+        for board, policy, player, searched_value in record
+    ]
     boards, policies, results = zip(*examples)
     return np.array(boards, dtype=np.float32), np.array(policies), np.array(results, dtype=np.float32)
 
@@ -439,8 +449,11 @@ if rules is not None:
 # Each iteration plays `--games` games of self-play with the current network, adds their
 # positions to a replay buffer that keeps the last few iterations, and trains the network on
 # random batches from it. The loss has two parts, one per head: the cross-entropy between the
-# search's policy and the network's, and the squared error between the game's result and the
-# network's value. At a few checkpoints a copy of the network is kept for the rating matches.
+# search's policy and the network's, and the squared error between a value target and the
+# network's value. The target is the average of the game's result and the search's value of the
+# position: with sampled moves, one careless move late in a game can turn a won position into a
+# lost result, and the search's value, an average over all its simulations, is the steadier half.
+# At a few checkpoints a copy of the network is kept for the rating matches.
 
 # %%
 import collections
@@ -451,6 +464,9 @@ import torch.nn.functional as F
 BUFFER_ITERATIONS = 6  # the replay buffer holds the examples of this many recent iterations
 buffer = collections.deque(maxlen=BUFFER_ITERATIONS)
 optimizer = torch.optim.Adam(network.parameters(), lr=args.learning_rate, weight_decay=1e-4)
+# The step size shrinks along a cosine to a tenth of --learning-rate: large steps while the games
+# change fast, small ones at the end, when the network polishes what it knows.
+schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.iterations * args.train_steps, eta_min=args.learning_rate / 10)
 checkpoint_at = sorted({round(args.iterations * part / args.checkpoints) for part in range(args.checkpoints + 1)})
 checkpoints = {0: copy.deepcopy(untrained)}
 history = []
@@ -468,6 +484,7 @@ for iteration in range(1, args.iterations + 1):
         optimizer.zero_grad()
         (policy_loss + value_loss).backward()
         optimizer.step()
+        schedule.step()
         losses.append((policy_loss.item(), value_loss.item()))
     network.eval()
     row = {"iteration": iteration, "policy_loss": float(np.mean(losses, axis=0)[0]), "value_loss": float(np.mean(losses, axis=0)[1]), "buffer": len(boards)}

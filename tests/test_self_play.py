@@ -102,8 +102,8 @@ def run(quick_run):
 
 def test_a_short_self_play_run_beats_its_untrained_network(run):
     # Quick mode (three in a row on 3 x 4, 3 iterations), seeds 0-4 on 150 fixed positions:
-    # network + search gained 11 to 19 points over the untrained network + search, the network
-    # alone 4.7 to 43 points (seed 0, the one tested: 16 and 22). Floors of 5 and 3 points leave
+    # network + search gained 9.3 to 23 points over the untrained network + search, the network
+    # alone 11 to 39 points (seed 0, the one tested: 21 and 39). Floors of 5 and 3 points leave
     # room below every seed; a run that learned nothing gains about 0.
     metrics = run.metrics
     for player, key, floor in [("network + search", "search", 0.05), ("network alone", "network", 0.03)]:
