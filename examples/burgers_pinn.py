@@ -60,7 +60,7 @@ parser.add_argument(
     type=workshop.at_least(0),
     default=8_000,
     help="L-BFGS steps after the warm-up, at most: a stalled L-BFGS ends the run earlier "
-    "(default: 8000; 300 with --quick)",
+    "(default: 8000; 150 with --quick)",
 )
 parser.add_argument(
     "--constraint",
@@ -85,7 +85,7 @@ parser.add_argument(
     "--log-every", type=workshop.at_least(1), default=50, help="steps between progress lines (default: 50)"
 )
 args = workshop.parse_args(
-    parser, quick_defaults={"layers": 4, "width": 16, "points": 500, "adam_steps": 50, "lbfgs_steps": 300}
+    parser, quick_defaults={"layers": 4, "width": 16, "points": 500, "adam_steps": 50, "lbfgs_steps": 150}
 )
 
 # The paper draws its data points from 256 initial points and 100 on each boundary.
