@@ -198,14 +198,19 @@ class MathJaxDrawer:
     def _start(self):
         if not self.components.is_dir():
             # MathJax's components for Node come from the package scripts/vendor_js.sh fetched.
-            unpacking = self.components.parent.with_name(f"{self.components.parent.name}.partial")
+            # Each process unpacks into its own folder and renames it whole: two builds that
+            # start at once (the tests' workers, a `mkdocs serve`) both succeed, and one keeps its copy.
+            unpacking = self.components.parent.with_name(f"{self.components.parent.name}.{os.getpid()}.partial")
             shutil.rmtree(unpacking, ignore_errors=True)
             with tarfile.open(self.pack) as pack:
                 members = [m for m in pack.getmembers() if m.name.startswith("package/es5/")]
                 for member in members:
                     member.name = member.name.removeprefix("package/")
                 pack.extractall(unpacking, members=members, filter="data")
-            unpacking.replace(self.components.parent)  # whole or not at all
+            try:
+                unpacking.rename(self.components.parent)
+            except OSError:  # another build unpacked it first
+                shutil.rmtree(unpacking, ignore_errors=True)
         self._process = subprocess.Popen(
             ["node", str(TEX_TO_SVG), str(self.components)],
             stdin=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Fixtures for the site's tests (the pieces themselves are in tools/site.py):
 
 - `built_site`: the site built once per test session with `mkdocs build --strict` into a
-  temporary folder, shared by every test that needs it (a build with any warning stops them, with
+  temporary folder, shared by every test and every worker that needs it (a build with any warning stops them, with
   the log); `build_site()` is the same build, for code that runs before fixtures do.
 - `site_server`: that folder served over HTTP on 127.0.0.1.
 - `browser`: one headless Chromium for the session.
@@ -9,7 +9,10 @@
   build, not from a hand-made list.
 """
 
+import fcntl
 import functools
+import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,11 +23,33 @@ from conftest import skip_or_fail
 from tools.site import Build, SiteServer, built_pages, chromium_missing, launch_chromium, page_id, run_strict_build
 
 
+SHARED_BUILD = "SITE_TEST_BUILD"  # the folder of the session's build, the same for every worker
+
+
+def pytest_configure(config):
+    # Made before pytest-xdist starts its workers, which inherit the environment: the workers
+    # share one build, and so collect the same pages.
+    if not hasattr(config, "workerinput"):
+        os.environ[SHARED_BUILD] = tempfile.mkdtemp(prefix="site-build-")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(SHARED_BUILD), ignore_errors=True)
+
+
 @functools.cache
 def build_site() -> Build:
-    """The session's one build (shared by the collection hook below and the fixtures)."""
-    destination = Path(tempfile.mkdtemp(prefix="site-build-"))
-    return run_strict_build(destination / "site")
+    """The session's one build (shared by the collection hook below and the fixtures): the first
+    worker to get here builds, the other waits and reads how it went."""
+    folder = Path(os.environ[SHARED_BUILD])
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        outcome = folder / "build.json"
+        if not outcome.exists():
+            build = run_strict_build(folder / "site")
+            outcome.write_text(json.dumps({"ok": build.ok, "log": build.log, "seconds": build.seconds}))
+        return Build(site=folder / "site", **json.loads(outcome.read_text()))
 
 
 def pytest_generate_tests(metafunc):
@@ -65,8 +90,3 @@ def browser():
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if build_site.cache_info().currsize:
-        shutil.rmtree(build_site().site.parent, ignore_errors=True)
