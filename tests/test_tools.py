@@ -30,6 +30,14 @@ def test_a_busy_machine_is_refused_in_one_line_before_anything_runs(monkeypatch,
     assert {path: path.stat().st_mtime_ns for path in (REPO / "docs" / "results").rglob("*")} == before
 
 
+def test_timings_whose_repeats_disagree_are_refused(tmp_path):
+    steady = results.Run(tmp_path, {"largest_spread": results.MAX_SPREAD - 0.01}, 1.0)
+    results.check_repeats({"thread_scaling": steady, "digits_cnn": results.Run(tmp_path, {}, 1.0)})
+    moved = results.Run(tmp_path, {"largest_spread": results.MAX_SPREAD + 0.1}, 1.0)
+    with pytest.raises(results.Refused, match="the repeats of thread_scaling disagree"):
+        results.check_repeats({"thread_scaling": moved})
+
+
 def test_a_probe_that_shared_its_cores_is_refused():
     results.check_probes([0.99, 0.97, results.MIN_CPU_SHARE + 0.01])
     with pytest.raises(results.Refused, match="another program took the cores"):

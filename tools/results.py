@@ -17,7 +17,10 @@ nothing under docs/, when
   machines the same work, with nothing else running, takes from 0.19 s to 0.62 s as the host's
   speed changes, while its CPU share stays at 0.96 to 1.00; beside one busy program it fell to
   0.55 to 0.76.) So the timings a page shows may differ between runs as the host's speed does;
-  the pages that teach with timings repeat each setting, interleaved, and show the spread.
+  the pages that teach with timings repeat each setting, interleaved, and show the spread;
+- the repeats disagree: a run that repeats its timings records `largest_spread` (its slowest
+  and fastest round of one setting apart by that share of their median), and a spread above
+  MAX_SPREAD means the machine changed under the measurement.
 The runs themselves happen in a scratch copy of the repository (tools/full_runs.py); only when
 every check has passed are their metrics.json, figures and tables copied into docs/results/,
 each folder replaced whole. Commit them afterwards.
@@ -42,6 +45,7 @@ MIN_CPU_SHARE = 0.85  # of the probe's wall time, as CPU time, in its worst work
 PROBE_LOOPS = 3_000_000  # about a quarter of a second per core on this project's machines
 PROBE_REPEATS = 5
 LOAD_SAMPLES = 50  # of /proc/loadavg's running count, 0.1 s apart, once the runs have ended
+MAX_SPREAD = 0.25  # slowest and fastest repeat of one setting at most 25% of their median apart
 
 
 class Refused(Exception):
@@ -99,6 +103,16 @@ def check_idle(load: float, when: str) -> None:
         )
 
 
+def check_repeats(runs: dict[str, Run]) -> None:
+    for folder, run in runs.items():
+        spread = run.metrics.get("largest_spread")
+        if spread is not None and spread > MAX_SPREAD:
+            raise Refused(
+                f"the repeats of {folder} disagree: its slowest and fastest round of one setting are {spread:.0%} of their median apart "
+                f"(at most {MAX_SPREAD:.0%}); nothing written to docs/results, run again on an idle machine"
+            )
+
+
 def chosen(names: list[str]) -> list[str]:
     """Examples to run, from examples' names or docs/results folder names (none: all)."""
     if not names:
@@ -142,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 probes.append(probe())
                 check_probes(probes)
             check_idle(load_now(), "after the runs (load sampled over 5 s)")
+            check_repeats(made)
             publish(made)
     except Refused as refused:
         print(f"results: refused: {refused}", file=sys.stderr)
