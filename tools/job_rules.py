@@ -44,6 +44,9 @@ LONG_NAMES = {
 }  # fmt: skip
 
 NOT_RUNNABLE = re.compile(r"^#\s*test:\s*not-runnable-here:\s*(.*?)\s*$")
+# "GPU hours" as something a job spends; "no (separate) GPU hours" says the opposite and passes
+GPU_HOURS = re.compile(r"\bGPU[- ]hours?\b", re.IGNORECASE)
+DENIED_GPU_HOURS = re.compile(r"\bno\b[^.;:]*\bGPU[- ]hours?\b", re.IGNORECASE)
 ACTIVATE = re.compile(r"^(source|\.)\s+\S*bin/activate\b")
 MODULE_LOAD = re.compile(r"^module\s+load\s")
 
@@ -77,6 +80,7 @@ class JobFile:
     directives: list[Directive] = field(default_factory=list)  # the #SBATCH options sbatch reads
     ignored: list[Directive] = field(default_factory=list)  # #SBATCH lines after the first command
     commands: list[tuple[int, str]] = field(default_factory=list)  # (line, text) of each command line
+    comments: list[tuple[int, str]] = field(default_factory=list)  # (line, text) of each comment, `#` dropped
     not_runnable_reason: str | None = None
 
     @classmethod
@@ -86,6 +90,8 @@ class JobFile:
         job = cls(path=path, label=label)
         for number, raw in enumerate(path.read_text().splitlines(), start=1):
             text = raw.strip()
+            if comment := _comment(text):
+                job.comments.append((number, comment))
             if text.startswith("#SBATCH"):
                 # sbatch reads #SBATCH lines only until the first command
                 (job.ignored if job.commands else job.directives).extend(_parse_directives(number, text))
@@ -135,6 +141,24 @@ class JobFile:
     @property
     def first_command_line(self) -> int:
         return self.commands[0][0] if self.commands else 1
+
+
+def _comment(text: str) -> str | None:
+    """The comment on a line, as bash reads it: from a `#` that starts a word outside quotes. An
+    #SBATCH line's comment is what follows its options; the shebang is no comment."""
+    if text.startswith("#!"):
+        return None
+    start = len("#SBATCH") if text.startswith("#SBATCH") else 0
+    quote = None
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1].isspace()):
+            return text[index + 1 :].strip()
+    return None
 
 
 def _parse_directives(number: int, text: str) -> list[Directive]:
@@ -235,7 +259,7 @@ def gpu_request(job: JobFile) -> list[Problem]:
     if job.partition in GPU_PARTITIONS and not asks_gpu:
         line = other.line if other else job.get("--partition").line
         return [Problem("gpu-request", job.label, line, f"--partition={job.partition} without `--gres=gpu:N`",
-                        "add `#SBATCH --gres=gpu:1` (or gpu:volta:N for N V100s), Puma's way to ask for GPUs")]  # fmt: skip
+                        "add `#SBATCH --gres=gpu:1` (or gpu:volta:N for N whole V100S GPUs), Puma's way to ask for GPUs")]  # fmt: skip
     if job.partition in CPU_PARTITIONS and (asks_gpu or other):
         directive = gres if asks_gpu else other
         return [Problem("gpu-request", job.label, directive.line,
@@ -346,6 +370,19 @@ def directives_before_commands(job: JobFile) -> list[Problem]:
     ]  # fmt: skip
 
 
+def no_gpu_hours(job: JobFile) -> list[Problem]:
+    """Hours are CPU hours: no comment promises "GPU hours", which Puma does not have. Every job,
+    GPU or not, is charged its CPUs x its requested --time from the group's one pool
+    (resources/allocations)."""
+    problems = []
+    for line, text in job.comments:
+        if (claim := GPU_HOURS.search(text)) and not DENIED_GPU_HOURS.search(text):
+            problems.append(Problem("cpu-hours", job.label, line, f"a comment speaks of \"{claim.group()}\", which Puma does not have",
+                                    "say `CPU hours come from it`: every job, GPU or not, is charged its CPUs x its requested "
+                                    "--time from the group's CPU hours (taken at submission, the unused part refunded)"))  # fmt: skip
+    return problems
+
+
 RULES = {
     "long-options": long_options,
     "partition": known_partition,
@@ -359,6 +396,7 @@ RULES = {
     "strict-mode": strict_mode,
     "module-before-venv": module_before_venv,
     "ignored-directive": directives_before_commands,
+    "cpu-hours": no_gpu_hours,
 }
 
 
