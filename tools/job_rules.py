@@ -258,7 +258,7 @@ def gpu_request(job: JobFile) -> list[Problem]:
     other = job.get("--gpus") or job.get("--gpus-per-node") or job.get("--gpus-per-task")
     if job.partition in GPU_PARTITIONS and not asks_gpu:
         line = other.line if other else job.get("--partition").line
-        return [Problem("gpu-request", job.label, line, f"--partition={job.partition} without `--gres=gpu:N`",
+        return [Problem("gpu-request", job.label, line, f"--partition={job.partition} without a `--gres=gpu...` request",
                         "add `#SBATCH --gres=gpu:1` (or gpu:volta:N for N whole V100S GPUs), Puma's way to ask for GPUs")]  # fmt: skip
     if job.partition in CPU_PARTITIONS and (asks_gpu or other):
         directive = gres if asks_gpu else other
