@@ -101,7 +101,7 @@ def _vendored(library: str) -> tuple[str, Path] | None:
     return (found[-1].name.removeprefix(f"{library}-"), found[-1]) if found else None
 
 
-def _write(path: Path, text: str) -> None:
+def write_whole(path: Path, text: str) -> None:
     """Into the cache whole or not at all (a `mkdocs serve` and a test run may draw at once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
@@ -236,7 +236,7 @@ class MathJaxDrawer:
         if not path.is_file():
             if self._process is None:
                 self._start()
-            _write(path, self.css)
+            write_whole(path, self.css)
         return path.read_text()
 
     def close(self):
@@ -276,7 +276,7 @@ class Drawings:
             return None
         finally:
             self.seconds[kind] += time.perf_counter() - started
-        _write(path, drawing)
+        write_whole(path, drawing)
         self.drawn[kind] += 1
         return drawing
 

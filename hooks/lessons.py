@@ -11,11 +11,12 @@ the one source: the page is made from it at every build.
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 
-import jupytext
 from mkdocs.exceptions import PluginError
+from notebooks import to_notebook
 
 PLACEHOLDER = re.compile(r"\{\{\s*lesson\(\s*\"([^\"]+)\"\s*\)\s*\}\}")
 
@@ -32,15 +33,15 @@ def without_docstring(source: str) -> str:
 
 
 def lesson_markdown(script: Path) -> str:
-    notebook = jupytext.reads(script.read_text(), fmt="py:percent")
+    cells = json.loads(to_notebook(script))["cells"]  # the notebook the notebooks hook offers
     parts = []
-    for index, cell in enumerate(notebook.cells):
-        source = cell.source.strip("\n")
-        if cell.cell_type == "code" and index == 0:
+    for index, cell in enumerate(cells):
+        source = "".join(cell["source"]).strip("\n")
+        if cell["cell_type"] == "code" and index == 0:
             source = without_docstring(source)
         if not source.strip():
             continue
-        parts.append(source if cell.cell_type == "markdown" else f'```python\n{source}\n```')
+        parts.append(source if cell["cell_type"] == "markdown" else f'```python\n{source}\n```')
     return "\n\n".join(parts)
 
 

@@ -5,15 +5,22 @@ converted (jupytext, "percent" format) into notebooks/<name>.ipynb in the built 
 copy of the project modules it imports (workshop.py, digits.py, ...: found as the downloads hook
 finds them). There is no second copy to keep in step. A page links
 to `../notebooks/<name>.ipynb`; the link is checked like any other.
+
+A script is converted once per version of its text: the notebook is kept in .cache/notebooks/,
+named by the hash of the script and of jupytext's version, and the lessons hook reads the same
+notebook. An unchanged script gives the same notebook, cell ids included, at every build.
 """
 
+import hashlib
+from importlib.metadata import version
 from pathlib import Path
 
-import jupytext
 from downloads import files_of
+from drawing import REPO, write_whole
 from mkdocs.structure.files import File
 
 EXAMPLES = Path("examples")
+CACHE = REPO / ".cache" / "notebooks"
 
 
 def notebook_scripts(examples: Path = EXAMPLES) -> list[Path]:
@@ -27,9 +34,19 @@ def modules_beside(script: Path) -> list[Path]:
 
 
 def to_notebook(script: Path) -> str:
-    notebook = jupytext.reads(script.read_text(), fmt="py:percent")
+    """The script as a notebook (.ipynb text), from the cache when this version was converted before."""
+    text = script.read_text()
+    key = hashlib.sha256("\0".join(("jupytext", version("jupytext"), text)).encode()).hexdigest()
+    cached = CACHE / f"{key}.ipynb"
+    if cached.is_file():
+        return cached.read_text()
+    import jupytext  # only for a script that changed: its import alone takes half a second
+
+    notebook = jupytext.reads(text, fmt="py:percent")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return jupytext.writes(notebook, fmt="ipynb")
+    converted = jupytext.writes(notebook, fmt="ipynb")
+    write_whole(cached, converted)
+    return converted
 
 
 def on_files(files, config):
