@@ -1,7 +1,8 @@
 """Getting the files onto Puma, as "Your first batch job" tells a reader to: the command shown on
 the page (with the address the browser fills in) fetches the archive from the served site into an
 empty folder, it unpacks into ml-workshop/, and a job file from it runs on the local Slurm. Each
-example's own archive holds what its script imports."""
+example's page offers its own archive where the reader starts running it, and that archive holds
+what its script imports."""
 
 import os
 import re
@@ -14,6 +15,8 @@ from conftest import REPO, warm_python
 from hooks.downloads import files_of
 
 FIRST_JOB_PAGE = "running-jobs/first-job/"
+EXAMPLE_PAGES = sorted(path.stem for path in (REPO / "docs" / "examples").glob("*.md") if path.name != "index.md")
+RUN_SECTION = 'id="how-to-run-it-on-puma"'
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +63,24 @@ def test_an_examples_own_archive_holds_what_its_script_imports(example, built_si
     folder = tmp_path / "ml-workshop"
     process = warm_python().run([f"examples/{example}.py", "--help"], cwd=folder, env=dict(os.environ), timeout=120)
     assert process.returncode == 0, process.stderr
+
+
+@pytest.mark.parametrize("page", EXAMPLE_PAGES or ["no example pages found"])
+def test_every_example_page_offers_its_own_archive_where_the_reader_starts_running_it(page, built_site):
+    example = page.replace("-", "_")  # docs/examples/digits-cnn.md shows examples/digits_cnn.py
+    html_file = built_site / "examples" / page / "index.html"
+    assert html_file.is_file(), f"no built page for docs/examples/{page}.md"
+    html = html_file.read_text()
+    start = html.find(RUN_SECTION)
+    assert start >= 0, f"{page}: no section 'How to run it on Puma'"
+    end = html.find("<h2", start)
+    section = html[start : end if end >= 0 else len(html)]
+    links = re.findall(r'href="([^"]*downloads/[^"]*\.tar\.gz)"', section)
+    archive = built_site / "downloads" / f"{example}.tar.gz"
+    assert any((html_file.parent / link).resolve() == archive.resolve() for link in links), (
+        f"{page}: its 'How to run it on Puma' section does not link downloads/{example}.tar.gz"
+        f' (it links {links or "no archive"}); add {{{{ download("{example}") }}}} there'
+    )
+    assert archive.is_file(), f"{page} links downloads/{example}.tar.gz, which the built site does not hold"
+    with tarfile.open(archive) as unpacked:
+        assert f"ml-workshop/examples/{example}.py" in unpacked.getnames(), f"{example}.tar.gz lacks examples/{example}.py"
