@@ -89,7 +89,8 @@ class QuickRun:
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     """quick_run(name): the example's quick run from tests/example_contracts.py, run once per
-    session in the warm Python (its fresh start is its job's, tests/test_job_files.py)."""
+    session in the warm Python (its fresh start is its job's, tests/test_job_files.py). A test
+    that asks for a run that failed fails, with the run's error."""
     from example_contracts import BY_NAME
 
     runs: dict[str, QuickRun] = {}
@@ -101,6 +102,8 @@ def quick_run(tmp_path_factory):
             metrics_file = scratch / "out" / "metrics.json"
             metrics = json.loads(metrics_file.read_text()) if process.returncode == 0 and metrics_file.is_file() else {}
             runs[name] = QuickRun(process, scratch / "out", metrics)
+        if runs[name].process.returncode != 0:
+            pytest.fail(f"the quick run of examples/{name}.py failed (exit status {runs[name].process.returncode}):\n{runs[name].process.stderr[-2000:]}")
         return runs[name]
 
     return run
