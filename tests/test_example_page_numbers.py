@@ -1,4 +1,4 @@
-"""The example pages never type a run's result by hand: a number a script wrote reaches its page
+"""The example and scaling pages never type a run's result by hand: a number a script wrote reaches its page
 from docs/results/<example>/metrics.json through a placeholder of hooks/results.py, so a new run
 cannot leave the page behind. This reads each page's own text (prose, tables and alt texts; not
 its code, placeholders, math or link targets) and fails on a percentage, a decimal or a number of
@@ -12,27 +12,37 @@ import pytest
 
 from conftest import REPO
 
-PAGES = sorted(path for path in (REPO / "docs" / "examples").glob("*.md") if path.name != "index.md")
+DOCS = REPO / "docs"
+PAGES = sorted(path for folder in ("examples", "scaling") for path in (DOCS / folder).glob("*.md") if path.name != "index.md")
 
 # Numbers on a page that are not results of a run, each allowed on its own page only: facts of a
 # dataset, a paper, the hardware or Puma, and the script's settings that the page names.
 ALLOWED = {
     # the paper's volume, grid (256 x), N_f and N_u; the exponents' range; times the figures show
-    "burgers-pinn.md": {"378", "256", "10,000", "100", "0.25", "0.3", "0.5", "0.50", "0.75"},
+    "examples/burgers-pinn.md": {"378", "256", "10,000", "100", "0.25", "0.3", "0.5", "0.50", "0.75"},
     # what calibration means (80% sure, 80% right); a softmax shares 100%, "I don't know" is 10%
-    "confident-wrong-biased.md": {"0%", "10%", "50%", "80%", "90%", "100%"},
-    "digits-cnn.md": {"1,797"},  # the images of sklearn.datasets.load_digits
+    "examples/confident-wrong-biased.md": {"0%", "10%", "50%", "80%", "90%", "100%"},
+    "examples/digits-cnn.md": {"1,797"},  # the images of sklearn.datasets.load_digits
     # load_digits' size; an option's example; guessing (10%); the near-copy threshold (95%, 5%)
-    "digits-diffusion.md": {"1,797", "500", "10%", "95%", "5%"},
+    "examples/digits-diffusion.md": {"1,797", "500", "10%", "95%", "5%"},
     # ImageNet's 1.28 million photos of 1,000 classes at 224 x 224; the backbone factor's default
-    "fine-tuning.md": {"1.28", "1,000", "224", "0.1"},
-    "poetry.md": {"384", "256", "200"},  # the large model's width and context; an option's example
+    "examples/fine-tuning.md": {"1.28", "1,000", "224", "0.1"},
+    "examples/poetry.md": {"384", "256", "200"},  # the large model's width and context; an option's example
     # MovieLens sizes; the GPU job's --scale; CUDA 12.6; shares that define a group (top 1%, 10%);
     # factors and weight decays to try; real services' embedding sizes
-    "recommender.md": {"100,000", "100", "12.6", "10%", "1%", "128", "256", "0.005", "0.5", "1.2"},
+    "examples/recommender.md": {"100,000", "100", "12.6", "10%", "1%", "128", "256", "0.005", "0.5", "1.2"},
     # OpenSpiel's MCTS players; the example's targets; AlphaZero's published numbers; Puma's
     # monthly CPU-hours
-    "self-play.md": {"200", "95%", "80%", "99%", "800", "100", "3.5", "256", "150,000", "5,000"},
+    "examples/self-play.md": {"200", "95%", "80%", "99%", "800", "100", "3.5", "256", "150,000", "5,000"},
+    # the job file's --signal (300 s); guessing among 10 digits
+    "scaling/checkpoints.md": {"300", "10%"},
+    # CPU-hours a job file asks for (its CPUs x --time); NVLink's and PCIe 3.0's published speeds;
+    # a model size to reckon with; the shared digits split's 360 test images
+    "scaling/ddp.md": {"0.5", "300", "3.0", "100", "400", "0.05", "360"},
+    # CPU-hours the sweep's job files ask for; Puma's 1000 jobs per user; guessing among 10
+    # digits; the shared digits split's 180 validation and 360 test images
+    "scaling/sweeps.md": {"1.25", "1000", "10%", "180", "360"},
+    "scaling/threads.md": {"256"},  # the script's --batch-size default, which the page names
 }
 
 FENCED_CODE = re.compile(r"^([ \t]*)(`{3,}|~{3,}).*?^\1\2[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -96,13 +106,14 @@ def test_the_check_finds_a_result_typed_into_prose_and_leaves_placeholders_code_
     assert hand_typed_numbers(source) == [(1, "97.5%"), (1, "1,234"), (2, "0.031")]
 
 
-@pytest.mark.parametrize("page", PAGES or [None], ids=lambda page: page.name if page else "no-example-pages")
+@pytest.mark.parametrize("page", PAGES or [None], ids=lambda page: page.relative_to(DOCS).as_posix() if page else "no-pages")
 def test_an_example_page_types_no_result_by_hand(page):
-    assert page is not None, "no example pages found under docs/examples/"
-    allowed = ALLOWED.get(page.name, set())
+    assert page is not None, "no pages found under docs/examples/ and docs/scaling/"
+    name = page.relative_to(DOCS).as_posix()
+    allowed = ALLOWED.get(name, set())
     found = [(line, number) for line, number in hand_typed_numbers(page.read_text()) if number.replace(" percent", "%") not in allowed]
     assert not found, (
-        f"docs/examples/{page.name} types numbers by hand that look like results: "
+        f"docs/{name} types numbers by hand that look like results: "
         + ", ".join(f"line {line}: {number!r}" for line, number in found)
         + ". Write a result as {{ metric(...) }} from its metrics.json (hooks/results.py); a fact no run"
         " makes (a dataset's size, a paper's setting) goes into ALLOWED in this file, with the reason."
