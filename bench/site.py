@@ -1,8 +1,9 @@
 """Benchmark of the site: how long the strict build takes, and what each page costs a reader.
 
 Build: `mkdocs build --strict`, the median of 5 runs (each a fresh process, as `make build`),
-with the drawings of diagrams and equations in their cache (.cache/drawings, as after any
-earlier build), and one more build with an empty cache, which draws them all (hooks/drawing.py).
+with the drawings of diagrams and equations and the examples' notebooks in their cache
+(.cache/drawings and .cache/notebooks, as after any earlier build), and one more build with an
+empty cache, which draws and converts them all (hooks/drawing.py, hooks/notebooks.py).
 Pages: every page of that build, served from 127.0.0.1 and loaded in headless Chromium with a
 cold cache (a new browser context each time, and a server that forbids caching), the median of 3
 loads: the time to the `load` event, the time until every diagram is an <svg> and every equation
@@ -63,8 +64,8 @@ def rows() -> list[Row]:
         if failed:
             raise SystemExit(f"bench site: the strict build failed:\n{failed[0].log[-3000:]}")
         build_s = statistics.median(build.seconds for build in builds)
-        # The same build with an empty drawing cache: every diagram and equation drawn again.
-        empty_cache = {"SITE_DRAWINGS_CACHE": str(Path(scratch) / "empty-drawings-cache")}
+        # The same build with an empty build cache: every diagram, equation and notebook made again.
+        empty_cache = {"SITE_BUILD_CACHE": str(Path(scratch) / "empty-build-cache")}
         cold = run_strict_build(Path(scratch) / "site-cold", extra_env=empty_cache)
         result = [
             Row(SECTION, f"strict build, drawings cached (median of {BUILDS})", f"{build_s:.2f} s", f"<= {BUILD_TARGET_S:.0f} s",

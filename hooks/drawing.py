@@ -40,8 +40,10 @@ from mkdocs.exceptions import PluginError
 log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 
 REPO = Path(__file__).resolve().parent.parent
-# Another folder for the cache (the benchmark times a cold build with an empty one).
-CACHE = Path(os.environ.get("SITE_DRAWINGS_CACHE", REPO / ".cache" / "drawings"))
+# The folder of what a build keeps for the next one: these drawings, and the notebooks made from
+# the example scripts (hooks/notebooks.py). Another folder gives a cold build (the benchmark's).
+BUILD_CACHE = Path(os.environ.get("SITE_BUILD_CACHE", REPO / ".cache"))
+CACHE = BUILD_CACHE / "drawings"
 NPM_PACKS = REPO / ".cache" / "npm-pack"
 VENDOR = REPO / "docs" / "assets" / "vendor"
 TEX_TO_SVG = Path(__file__).with_name("tex_to_svg.js")

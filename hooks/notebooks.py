@@ -16,11 +16,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 from downloads import files_of
-from drawing import REPO, write_whole
+from drawing import BUILD_CACHE, write_whole
 from mkdocs.structure.files import File
 
 EXAMPLES = Path("examples")
-CACHE = REPO / ".cache" / "notebooks"
+CACHE = BUILD_CACHE / "notebooks"
 
 
 def notebook_scripts(examples: Path = EXAMPLES) -> list[Path]:
