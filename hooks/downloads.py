@@ -11,7 +11,8 @@ way at every build (sorted names, fixed dates), so an unchanged example gives th
 
 A page asks for them with placeholders:
 
-    {{ download("digits_cnn") }}           a link to downloads/digits_cnn.tar.gz, with its contents
+    {{ download("digits_cnn") }}           a link to downloads/digits_cnn.tar.gz, with its contents,
+                                           and how to fetch it on a login node
     {{ download_address("ml-workshop") }}  the archive's full address, for a `curl` command
 
 The full address needs the site's own address. With `site_url` set in mkdocs.yml it is written
@@ -105,7 +106,13 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             return f"{site}/{target}"
         contents = ", ".join(f"`{path.as_posix()}`" for path in files_of(name))
         link = get_relative_url(target, page.file.src_uri)
-        return f"[Download `{name}.tar.gz`]({link}){{ download }}: {contents}"
+        fetching = get_relative_url("running-jobs/first-job.md", page.file.src_uri) + "#get-the-files-onto-puma"
+        return (
+            f"[Download `{name}.tar.gz`]({link}){{ download }}: {contents}\n\n"
+            f"The archive unpacks into a folder `{TOP}/` that holds `examples/` and `slurm/`. On a login node, "
+            f"fetch it with the `curl` command of [Your first batch job]({fetching}), with `{name}.tar.gz` "
+            f"in place of `{TOP}.tar.gz` (or fetch that archive of every example)."
+        )
 
     return PLACEHOLDER.sub(replace, markdown)
 
