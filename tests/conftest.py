@@ -31,7 +31,7 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 # Fixture modules, one per area (each helper adds its own line).
-pytest_plugins = ["slurm_fixtures", "site_fixtures"]
+pytest_plugins = ["slurm_fixtures", "site_fixtures", "notebook_fixtures"]
 
 
 # Running an example script as a user would, and checking how it refuses bad input.

@@ -7,7 +7,8 @@ two on CI). Tests that share something expensive go to the same process, as one 
   (tests/slurm_fixtures.py) while those tests wait and the other process runs the rest;
 - the tests of one page of the site in Chromium (`site_page`): the page loaded once;
 - an example's contract tests (tests/test_example_contract.py) with the tests of its own file
-  (tests/test_<example>.py, or a file that asks `quick_run("<example>")`): its quick run once;
+  (tests/test_<example>.py, or a file that asks `quick_run("<example>")`) and its notebook's
+  (tests/test_notebooks.py marks them): its quick run and its notebook run once each;
 - otherwise the tests of one file: its module-scoped fixtures once.
 The groups in FIRST start first, as they take longest: the Slurm tests (so the jobs run beside
 everything else; also without pytest-xdist, where this is the order) and the setup page's blocks.
