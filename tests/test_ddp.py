@@ -21,7 +21,7 @@ import sys
 import pytest
 from tools.job_rules import JobFile
 
-from conftest import REPO
+from conftest import REPO, warm_python
 
 SCRIPT = REPO / "examples" / "ddp_train.py"
 SRUN_JOB = REPO / "slurm" / "ddp_srun.sbatch"
@@ -127,8 +127,8 @@ SRUN_RANK_0 = {"SLURM_STEP_ID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", 
 )
 def test_a_launch_that_cannot_work_stops_in_one_line_before_joining_the_group(environment, args, named, tmp_path):
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("SLURM_", "MASTER_", "WORKSHOP_QUICK"))}
-    command = [sys.executable, str(SCRIPT), "--quick", *args, "--out", str(tmp_path)]
-    process = subprocess.run(command, cwd=REPO, env=clean | environment, capture_output=True, text=True, timeout=120)
+    # In the warm Python: the script stops before its first collective, so it needs no fresh start.
+    process = warm_python().run([str(SCRIPT), "--quick", *args, "--out", str(tmp_path)], cwd=REPO, env=clean | environment, timeout=120)
     assert process.returncode == 2 and named in process.stderr, f"exit status {process.returncode}:\n{process.stderr}"
     assert len(process.stderr.strip().splitlines()) == 1, f"expected one line on stderr:\n{process.stderr}"
 
