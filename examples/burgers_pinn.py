@@ -60,7 +60,7 @@ parser.add_argument(
     type=workshop.at_least(0),
     default=8_000,
     help="L-BFGS steps after the warm-up, at most: a stalled L-BFGS ends the run earlier "
-    "(default: 8000; 150 with --quick)",
+    "(default: 8000; 100 with --quick)",
 )
 parser.add_argument(
     "--constraint",
@@ -85,7 +85,7 @@ parser.add_argument(
     "--log-every", type=workshop.at_least(1), default=50, help="steps between progress lines (default: 50)"
 )
 args = workshop.parse_args(
-    parser, quick_defaults={"layers": 4, "width": 16, "points": 500, "adam_steps": 50, "lbfgs_steps": 150}
+    parser, quick_defaults={"layers": 4, "width": 16, "points": 500, "adam_steps": 50, "lbfgs_steps": 100}
 )
 
 # The paper draws its data points from 256 initial points and 100 on each boundary.
@@ -250,7 +250,8 @@ workshop.log(f"loss of the untrained network: {model.loss().item():.4g}")
 #
 # The exponent spans about 100, so each integral is a trapezoid sum with the largest exponent
 # subtracted first (the log-sum-exp trick). The integrand is smooth and decays like a Gaussian,
-# so the trapezoid rule converges faster than any power of the node spacing.
+# so the trapezoid rule converges faster than any power of the node spacing: on this grid 301
+# nodes already agree with 4001 to 1e-14, and `--quick` takes those (the full run takes 1201).
 
 
 # %%
@@ -271,7 +272,7 @@ def exact_solution(x: np.ndarray, t: np.ndarray, nodes: int = 1201, nu: float = 
 
 x_grid = np.linspace(-1.0, 1.0, 256)
 t_grid = np.arange(100) / 100
-u_exact = exact_solution(x_grid, t_grid)  # row i is at time t_grid[i]
+u_exact = exact_solution(x_grid, t_grid, nodes=301 if args.quick else 1201)  # row i is at time t_grid[i]
 centre = len(x_grid) // 2
 workshop.log(
     f"exact solution: {u_exact.shape} (t, x); at t = {t_grid[-1]:.2f} u drops from {u_exact[-1, centre - 1]:.3f} "

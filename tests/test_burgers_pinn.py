@@ -19,7 +19,7 @@ def run(quick_run):
 def test_the_trained_network_is_far_closer_to_the_exact_solution_than_the_untrained_one(run):
     # The untrained quick network (4 x 16, conditions built in) was off by 0.56 to 0.70 over seeds
     # 0-7, and u(t, x) = -sin(pi x) frozen in time is off by 0.59. After quick training (500
-    # points, 50 Adam + 300 L-BFGS steps) the error was 0.08 to 0.30 over seeds 0-7 (seed 0: 0.094):
+    # points, 50 Adam + 100 L-BFGS steps) the error was 0.19 to 0.32 over seeds 0-7 (seed 0: 0.205):
     # the network has the wave's shape, not yet its sharp front. The floor of 0.4 leaves room for
     # another seed or machine, and a network that learned nothing stays well above it.
     metrics = run.metrics
