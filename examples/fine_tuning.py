@@ -41,7 +41,7 @@ parser.add_argument(
     "--pretrain-epochs", type=workshop.at_least(1), default=15, help="epochs of pretraining on the digits 0-4 (default: 15; 1 with --quick)"
 )
 parser.add_argument(
-    "--steps", type=workshop.at_least(1), default=100, help="training steps of each run on the digits 5-9 (default: 100; 10 with --quick)"
+    "--steps", type=workshop.at_least(1), default=100, help="training steps of each run on the digits 5-9 (default: 100; 5 with --quick)"
 )
 parser.add_argument(
     "--width",
@@ -79,7 +79,7 @@ parser.add_argument(
 parser.add_argument(
     "--skip-unreadable", action="store_true", help="with --data: leave out image files that cannot be read, instead of stopping (default: off)"
 )
-args = workshop.parse_args(parser, quick_defaults={"labels": [10], "draws": 1, "pretrain_epochs": 1, "steps": 10, "epochs": 1})
+args = workshop.parse_args(parser, quick_defaults={"labels": [10], "draws": 1, "pretrain_epochs": 1, "steps": 5, "epochs": 1})
 args.labels = sorted(set(args.labels))
 if args.data is None and args.weights is not None:
     workshop.refuse("--weights is for --data: the digits experiment pretrains its own weights; add --data DIR or leave out --weights")
