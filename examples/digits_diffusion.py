@@ -27,7 +27,7 @@ parser = workshop.make_parser(
     default_out="results/digits_diffusion",
 )
 parser.add_argument(
-    "--train-steps", type=workshop.at_least(1), default=2500, help="training steps of the diffusion model (default: 2500; 40 with --quick)"
+    "--train-steps", type=workshop.at_least(1), default=2500, help="training steps of the diffusion model (default: 2500; 30 with --quick)"
 )
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="training images per step (default: 128; 64 with --quick)")
 parser.add_argument(
@@ -60,10 +60,10 @@ parser.add_argument(
     "--judge-epochs", type=workshop.at_least(1), default=15, help="training epochs of the judging classifier (default: 15; 2 with --quick)"
 )
 parser.add_argument(
-    "--gmm-components", type=workshop.at_least(1), default=4, help="Gaussians in the mixture of each digit (default: 4)"
+    "--gmm-components", type=workshop.at_least(1), default=4, help="Gaussians in the mixture of each digit (default: 4; 2 with --quick)"
 )
 args = workshop.parse_args(
-    parser, quick_defaults={"train_steps": 40, "batch_size": 64, "noise_steps": 10, "samples": 50, "judge_epochs": 2}
+    parser, quick_defaults={"train_steps": 30, "batch_size": 64, "noise_steps": 10, "samples": 50, "judge_epochs": 2, "gmm_components": 2}
 )
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
