@@ -44,9 +44,9 @@ parser.add_argument("--layers", type=workshop.at_least(1), default=3, help="hidd
 parser.add_argument(
     "--simulations", type=workshop.at_least(1), default=96, help="tree-search simulations per move (default: 96; 12 with --quick)"
 )
-parser.add_argument("--games", type=workshop.at_least(1), default=128, help="self-play games per iteration (default: 128; 24 with --quick)")
+parser.add_argument("--games", type=workshop.at_least(1), default=128, help="self-play games per iteration (default: 128; 16 with --quick)")
 parser.add_argument("--iterations", type=workshop.at_least(1), default=32, help="rounds of self-play then training (default: 32; 3 with --quick)")
-parser.add_argument("--train-steps", type=workshop.at_least(1), default=500, help="training steps per iteration (default: 500; 100 with --quick)")
+parser.add_argument("--train-steps", type=workshop.at_least(1), default=500, help="training steps per iteration (default: 500; 50 with --quick)")
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="positions per training step (default: 128)")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-3, help="Adam's step size (default: 0.002)")
 parser.add_argument(
@@ -66,12 +66,12 @@ parser.add_argument(
     default=True,
     help="also solve the empty board by plain minimax, the solver's second method (about a minute for 4 x 5) (default: on; off with --quick)",
 )
-parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end (default: 200; 20 with --quick)")
+parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end (default: 200; 10 with --quick)")
 args = workshop.parse_args(
     parser,
     quick_defaults={
-        "game": "connect_four(rows=3,columns=4,x_in_row=3)", "simulations": 12, "games": 24, "iterations": 3, "train_steps": 100,
-        "positions": 150, "checkpoints": 1, "bot_simulations": [5, 20], "match_games": 2, "random_games": 20, "minimax": False,
+        "game": "connect_four(rows=3,columns=4,x_in_row=3)", "simulations": 12, "games": 16, "iterations": 3, "train_steps": 50,
+        "positions": 150, "checkpoints": 1, "bot_simulations": [5, 20], "match_games": 2, "random_games": 10, "minimax": False,
     },
 )  # fmt: skip
 started = time.perf_counter()
