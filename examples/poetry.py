@@ -34,7 +34,7 @@ FORTUNES = Path("/usr/share/games/fortunes/songs-poems")
 # `large` is meant for a GPU.
 # `context`: the characters the model reads at once; `evaluations`: validation scores in training.
 SIZES = {
-    "tiny": dict(width=64, layers=2, heads=2, context=64, batch_size=16, steps=60, dropout=0.0, evaluations=1),
+    "tiny": dict(width=64, layers=2, heads=2, context=64, batch_size=8, steps=60, dropout=0.0, evaluations=1),
     "small": dict(width=128, layers=4, heads=4, context=64, batch_size=16, steps=4000, dropout=0.1, evaluations=20),
     "large": dict(width=384, layers=6, heads=6, context=256, batch_size=64, steps=5000, dropout=0.2, evaluations=20),
 }
@@ -79,9 +79,9 @@ parser.add_argument(
     "--samples", type=workshop.at_least(1), default=5, help="samples per temperature (default: 5; 2 with --quick)"
 )
 parser.add_argument(
-    "--sample-length", type=workshop.at_least(20), default=400, help="characters per sample (default: 400; 200 with --quick)"
+    "--sample-length", type=workshop.at_least(20), default=400, help="characters per sample (default: 400; 100 with --quick)"
 )
-args = workshop.parse_args(parser, quick_defaults={"size": "tiny", "samples": 2, "sample_length": 200})
+args = workshop.parse_args(parser, quick_defaults={"size": "tiny", "samples": 2, "sample_length": 100})
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
 
