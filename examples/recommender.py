@@ -31,7 +31,7 @@ parser = workshop.make_parser(
     default_out="results/recommender",
 )
 parser.add_argument("--data", type=Path, help="a MovieLens ratings.csv (userId,movieId,rating,timestamp) to learn instead (default: none, a generated set with a known truth)")
-parser.add_argument("--users", type=workshop.at_least(20), default=2000, help="generated set: users (default: 2000; 500 with --quick)")
+parser.add_argument("--users", type=workshop.at_least(20), default=2000, help="generated set: users (default: 2000; 400 with --quick)")
 parser.add_argument("--items", type=workshop.at_least(20), default=1000, help="generated set: films (default: 1000; 300 with --quick)")
 parser.add_argument("--ratings-per-user", type=workshop.at_least(2), default=80, help="generated set: the median user's number of ratings (default: 80; 60 with --quick)")
 parser.add_argument("--scale", type=workshop.at_least(1), default=1, help="generated set: this many times the ratings, with scale x the users and sqrt(scale) x the films (default: 1; the GPU job uses 100)")
@@ -42,7 +42,7 @@ parser.add_argument("--epochs", type=workshop.at_least(1), default=60, help="mos
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=4096, help="ratings per training step (default: 4096; 1024 with --quick)")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=0.01, help="Adam's step size (default: 0.01)")
 parser.add_argument("--patience", type=workshop.at_least(1), default=3, help="stop after this many epochs without a better validation error (default: 3)")
-args = workshop.parse_args(parser, quick_defaults={"users": 500, "items": 300, "ratings_per_user": 60, "epochs": 8, "batch_size": 1024})
+args = workshop.parse_args(parser, quick_defaults={"users": 400, "items": 300, "ratings_per_user": 60, "epochs": 8, "batch_size": 1024})
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
 

@@ -120,7 +120,7 @@ def test_gpu_job_generates_a_larger_set_and_falls_back_to_the_cpu(slurm_cluster)
     assert run.log.strip().splitlines()[-1].startswith("result: "), run.explain()
     assert "running on the CPU" in run.log, "the job should say it found no GPU and ran on the CPU"
     metrics = json.loads((run.results_dir / "metrics.json").read_text())
-    assert metrics["scale"] == 2 and metrics["users"] == 2 * 500, f"SCALE=2 should double the quick set's 500 users, not give {metrics['users']}"
+    assert metrics["scale"] == 2 and metrics["users"] == 2 * 400, f"SCALE=2 should double the quick set's 400 users, not give {metrics['users']}"
 
 
 def test_what_the_page_says_about_the_published_results_still_holds():
