@@ -133,3 +133,22 @@ def test_search_indexes_the_same_words_without_parsing_each_highlighted_token(bu
         flattened = TOKEN_SPAN.sub(r"\1", html)
         assert len(flattened) < 0.8 * len(html), f"{page_id(page)}: hardly any token spans to remove; is the code still highlighted?"
         assert sections(flattened) == sections(html), f"{page_id(page)}: search would index other words without the token spans"
+
+
+def test_a_code_block_is_coloured_once_and_read_back_as_pygments_coloured_it(tmp_path, monkeypatch):
+    from markdown import Markdown
+    from pymdownx.highlight import Highlight
+
+    from hooks import highlight_cache
+
+    monkeypatch.setattr(highlight_cache, "CACHE", tmp_path)
+    highlight_cache.on_startup()
+    highlighter, code = Highlight(Markdown()), "for epoch in range(3):\n    print(epoch)\n"
+    first = highlighter.highlight(code, "python", title="train.py")
+    assert first == Highlight.uncached_highlight(highlighter, code, "python", title="train.py"), "the kept HTML is not Pygments' own"
+    assert len(list(tmp_path.iterdir())) == 1, "the coloured block was not kept"
+    (kept,) = tmp_path.iterdir()
+    kept.write_text(first.replace("epoch", "EPOCH"))
+    assert highlighter.highlight(code, "python", title="train.py") == first.replace("epoch", "EPOCH"), "a second build coloured the block again"
+    highlighter.linenums = True
+    assert highlighter.highlight(code, "python", title="train.py") != first.replace("epoch", "EPOCH"), "other settings read the same kept HTML"
