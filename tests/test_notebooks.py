@@ -8,10 +8,8 @@ import re
 import pytest
 
 from conftest import REPO
+from notebook_fixtures import NOTEBOOK_EXAMPLES
 
-from hooks.notebooks import notebook_scripts
-
-SCRIPTS = notebook_scripts(REPO / "examples")
 INCLUDED_BY_EXAMPLE_PAGES = sorted(
     {
         name
@@ -24,13 +22,13 @@ INCLUDED_BY_EXAMPLE_PAGES = sorted(
 
 def test_every_example_page_script_can_be_a_notebook():
     assert INCLUDED_BY_EXAMPLE_PAGES, "no page in docs/examples/ includes an example script"
-    without_cells = [name for name in INCLUDED_BY_EXAMPLE_PAGES if REPO / "examples" / f"{name}.py" not in SCRIPTS]
+    without_cells = [name for name in INCLUDED_BY_EXAMPLE_PAGES if name not in NOTEBOOK_EXAMPLES]
     assert not without_cells, f"these example scripts have no `# %%` cells, so no notebook: {without_cells}"
 
 
 def notebook_cases():
     # In its example's group (tests/scheduling.py): the contract's same-seed test reuses the run.
-    return [pytest.param(script.stem, id=script.stem, marks=pytest.mark.xdist_group(script.stem)) for script in SCRIPTS]
+    return [pytest.param(name, id=name, marks=pytest.mark.xdist_group(name)) for name in sorted(NOTEBOOK_EXAMPLES)]
 
 
 @pytest.mark.parametrize("name", notebook_cases())
