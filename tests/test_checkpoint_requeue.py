@@ -5,13 +5,14 @@
 2. Without Slurm: a quick run stopped by SIGUSR1 mid-training and started again ends with exactly
    the parameters, optimizer state and metrics of the quick run that was never stopped.
 3. On the local Slurm, the job file submitted unchanged (quick mode, with more epochs so that
-   there is time to interrupt it) and compared with an uninterrupted run of the same seed and
-   epochs (outside Slurm, with as many threads as the job: the same training, bit for bit):
+   there is time to interrupt it twice) and compared with an uninterrupted run of the same seed
+   and epochs (outside Slurm, with as many threads as the job: the same training, bit for bit).
+   One job meets both interruptions, one in each of its first two starts:
    - requeued mid-training with `scontrol requeue` (what preemption on windfall does): Slurm
      sends SIGTERM, the job goes back to the queue, starts again and resumes;
-   - sent SIGUSR1 as before its time limit (`scancel --signal=USR1 --batch`, what
+   - then sent SIGUSR1 as before its time limit (`scancel --signal=USR1 --batch`, what
      `--signal=B:USR1@300` does): the job file's trap has the Python save, then requeues itself.
-   Both end with the uninterrupted run's parameters and metrics, bit for bit.
+   Its third start ends with the uninterrupted run's parameters and metrics, bit for bit.
 4. A checkpoint that cannot be read is refused, and left in place for a person to look at.
 
 The interruptions wait for a log line ("epoch 1/", "epoch 2/"), never for a fixed time, and each
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 import torch
 from tools.job_rules import JobFile
+from tools.slurm_jobs import JobRun
 from conftest import REPO, run_script
 
 from checkpoint_requeue import load_checkpoint
@@ -149,32 +151,48 @@ def uninterrupted_run(slurm_cluster, tmp_path_factory) -> Path:
     return out
 
 
-def interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run: Path, interrupt: tuple[str, ...]) -> str:
-    """Launch the job, run `interrupt` (a Slurm command; the job id is appended) once it has
-    trained two epochs, wait for it to end and compare it with the uninterrupted run. Returns its log."""
+@pytest.fixture(scope="module")
+def job_interrupted_twice(slurm_cluster) -> JobRun:
+    """The job, requeued once it has trained two epochs, then, once its second start has trained
+    an epoch, signalled as before its time limit; it ends in its third start."""
     job = slurm_cluster.launch(JOB_FILE, script_args=("--epochs", SLURM_EPOCHS))
     job.wait_for_line(r"^epoch 2/")
-    slurm_cluster.run(*interrupt, str(job.id), check=True)
+    slurm_cluster.run("scontrol", "requeue", str(job.id), check=True)
+    job.wait_for_line(r"^start 2 of this job[\s\S]*^epoch \d+/")
+    slurm_cluster.run("scancel", "--signal=USR1", "--batch", str(job.id), check=True)
     run = job.wait()
     assert run.exit_code == 0 and run.log.splitlines()[-1].startswith("result: "), run.explain()
+    return run
+
+
+def resumed_epochs(log: str) -> list[int]:
+    return [int(epoch) for epoch in re.findall(r"^resuming from \S+: epoch (\d+), batch \d+$", log, re.MULTILINE)]
+
+
+@pytest.mark.slurm
+def test_a_job_requeued_mid_training_starts_again_and_resumes_from_its_checkpoint(job_interrupted_twice):
+    run = job_interrupted_twice
+    assert "DUE TO JOB REQUEUE" in run.log, f"the job was not requeued by Slurm\n{run.explain()}"
     assert "start 2 of this job (SLURM_RESTART_COUNT=1)" in run.log, run.explain()
-    resumed = re.search(r"^resuming from \S+: epoch (\d+), batch (\d+)$", run.log, re.MULTILINE)
-    assert resumed and 2 < int(resumed.group(1)) <= int(SLURM_EPOCHS), f"did not resume mid-training\n{run.explain()}"
-    assert "starts=2" in run.log.splitlines()[-1], run.explain()
+    resumed = resumed_epochs(run.log)
+    assert resumed and 2 < resumed[0] <= int(SLURM_EPOCHS), f"its second start did not resume mid-training\n{run.explain()}"
+
+
+@pytest.mark.slurm
+def test_a_job_signalled_before_its_time_limit_saves_requeues_itself_and_resumes(job_interrupted_twice):
+    run = job_interrupted_twice
+    assert re.search(r"^stopped by SIGUSR1 at epoch \d+, batch \d+/", run.log, re.MULTILINE), f"the Python did not save on SIGUSR1\n{run.explain()}"
+    assert "start 3 of this job (SLURM_RESTART_COUNT=2)" in run.log, f"the job did not requeue itself\n{run.explain()}"
+    resumed = resumed_epochs(run.log)
+    assert len(resumed) == 2 and resumed[0] < resumed[1] <= int(SLURM_EPOCHS), (
+        f"its third start did not resume mid-training, after the second: resumed at epochs {resumed}\n{run.explain()}"
+    )
+
+
+@pytest.mark.slurm
+def test_a_job_interrupted_twice_ends_as_if_never_stopped(job_interrupted_twice, slurm_cluster, uninterrupted_run):
+    run = job_interrupted_twice
+    assert "starts=3" in run.log.splitlines()[-1], run.explain()
     threads = job_threads(slurm_cluster)
     assert f"threads: {threads} torch" in run.log, f"the job should train on {threads} thread(s), as the uninterrupted run did\n{run.explain()}"
     assert_same_training(uninterrupted_run, run.results_dir, run.explain())
-    return run.log
-
-
-@pytest.mark.slurm
-def test_a_job_requeued_mid_training_resumes_and_ends_as_if_never_requeued(slurm_cluster, uninterrupted_run):
-    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run, ("scontrol", "requeue"))
-    assert "DUE TO JOB REQUEUE" in log, log
-
-
-@pytest.mark.slurm
-def test_a_job_signalled_before_its_time_limit_saves_requeues_itself_and_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run):
-    log = interrupted_job_ends_as_if_never_stopped(slurm_cluster, uninterrupted_run, ("scancel", "--signal=USR1", "--batch"))
-    assert re.search(r"^stopped by SIGUSR1 at epoch \d+, batch \d+/", log, re.MULTILINE), log
-    assert re.search(r"requeueing job \d+", log), log
