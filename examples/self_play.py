@@ -535,13 +535,22 @@ def play(first, second):
     return state.history(), state.returns()[0]
 
 
-def match(player, opponent, games):
-    """`games` games, half with `player` first; the results for `player`."""
-    return [play(player, opponent)[1] if number % 2 == 0 else -play(opponent, player)[1] for number in range(games)]
+def match(net, opponent, games):
+    """`games` games of the agent with network `net` against `opponent`, the agent first in every
+    other one; the results for the agent. All the games are played at once, so that one batched
+    search makes the agent's moves in all of them, as in self-play."""
+    states, seats = [game.new_initial_state() for _ in range(games)], [number % 2 for number in range(games)]
+    while not all(state.is_terminal() for state in states):
+        waiting = [state for state, seat in zip(states, seats) if not state.is_terminal() and state.current_player() == seat]
+        for state, move in zip(waiting, search_moves(net, waiting, args.simulations)):
+            state.apply_action(move)
+        for state, seat in zip(states, seats):
+            if not state.is_terminal() and state.current_player() != seat:
+                state.apply_action(opponent(state))
+    return [state.returns()[seat] for state, seat in zip(states, seats)]
 
 
-final = agent(network)
-random_results = match(final, random_player(np.random.default_rng(args.seed)), args.random_games)
+random_results = match(network, random_player(np.random.default_rng(args.seed)), args.random_games)
 random_win_rate = float(np.mean(np.array(random_results) == 1))
 workshop.log(f"against random play: {random_win_rate:.1%} won, {np.mean(np.array(random_results) == -1):.1%} lost of {len(random_results)} games")
 
@@ -554,7 +563,7 @@ workshop.log(f"against random play: {random_win_rate:.1%} won, {np.mean(np.array
 # %%
 perfect_games = []
 if rules is not None:
-    perfect_rng = np.random.default_rng(args.seed)
+    perfect_rng, final = np.random.default_rng(args.seed), agent(network)
     for number in range(args.match_games):
         agent_first = number % 2 == 0
         moves, first_result = play(final, perfect_player(perfect_rng)) if agent_first else play(perfect_player(perfect_rng), final)
@@ -583,7 +592,7 @@ opponents["random"] = random_player(np.random.default_rng(args.seed + 1))
 pairings = []  # (player, opponent, score of player: 1 win, 0.5 draw, 0 loss)
 for iteration, checkpoint in checkpoints.items():
     for name, opponent in opponents.items():
-        for result in match(agent(checkpoint), opponent, args.match_games):
+        for result in match(checkpoint, opponent, args.match_games):
             pairings.append((f"iteration_{iteration}", name, (result + 1) / 2))
 players = sorted({name for pairing in pairings for name in pairing[:2]})
 index = {name: number for number, name in enumerate(players)}
