@@ -316,7 +316,7 @@ EXAMPLES = [
     ),
     Example(
         name="fine_tuning",
-        writes=("metrics.json", "pretrained_digits_0-4.pt", "accuracy_vs_labels.png"),
+        writes=("metrics.json", "pretrained_digits_0-4.pt", "accuracy_vs_labels.png", "training_pictures.png"),
         explicit=(("--steps", "3"), "steps", 3),
         bad_inputs={
             "zero_labels": (("--labels", "0"), "--labels"),
