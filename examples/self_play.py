@@ -44,9 +44,9 @@ parser.add_argument("--layers", type=workshop.at_least(1), default=3, help="hidd
 parser.add_argument(
     "--simulations", type=workshop.at_least(1), default=96, help="tree-search simulations per move (default: 96; 12 with --quick)"
 )
-parser.add_argument("--games", type=workshop.at_least(1), default=128, help="self-play games per iteration (default: 128; 16 with --quick)")
+parser.add_argument("--games", type=workshop.at_least(1), default=256, help="self-play games per iteration (default: 256; 16 with --quick)")
 parser.add_argument("--iterations", type=workshop.at_least(1), default=32, help="rounds of self-play then training (default: 32; 3 with --quick)")
-parser.add_argument("--train-steps", type=workshop.at_least(1), default=500, help="training steps per iteration (default: 500; 50 with --quick)")
+parser.add_argument("--train-steps", type=workshop.at_least(1), default=1000, help="training steps per iteration (default: 1000; 50 with --quick)")
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="positions per training step (default: 128)")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-3, help="Adam's step size (default: 0.002)")
 parser.add_argument(
