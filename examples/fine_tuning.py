@@ -471,7 +471,7 @@ if args.data is None:
         for batch in torch.randperm(len(source_train[1]), generator=batches).split(args.batch_size):
             images = as_network_input(draw_digits(source_train[0][batch], batches))
             losses.append(train_step(pretrained, "scratch", optimizer, schedule, images, source_train[1][batch]))
-        source_accuracy = accuracy_on(pretrained, *source_validation[:2])
+        source_accuracy = accuracy_on(pretrained, *source_validation)
         progress.step(epoch, items=len(source_train[1]), loss=float(np.mean(losses)), val_accuracy=source_accuracy)
     pretraining_seconds = time.perf_counter() - pretraining_started
     checkpoint = args.out / "pretrained_digits_0-4.pt"
@@ -525,7 +525,7 @@ if args.data is None:
                     for step in range(args.steps):
                         batch = torch.randperm(len(labels), generator=batches)[: args.batch_size]
                         train_step(model, way, optimizer, schedule, shifted(images[batch], batches), labels[batch])
-                    test_accuracy = accuracy_on(model, *target_test[:2])
+                    test_accuracy = accuracy_on(model, *target_test)
                     moved = None if way == "scratch" else round(backbone_change(model, backbone_start), 6)
                 runs.append({"way": way, "labels": count, "draw": draw, "test_accuracy": test_accuracy, "backbone_change": moved})
                 progress.step(len(runs), way=way, labels=count, draw=draw, test_accuracy=test_accuracy)
