@@ -8,7 +8,9 @@ positions and the network alone in at least 80%; the agent wins at least 99% of 
 against random play and never loses a game against the perfect player that the solved value
 says it can draw or win; the quick run takes at most 15 s, imports included. Also here, not in
 the tests: the solved value of the 4 x 5 board by plain minimax over every position, the
-second, independent method, next to alpha-beta's (the minimax takes about a minute).
+second, independent method, next to alpha-beta's (the minimax takes about a minute). Beside the
+wins against random play, two exact references from the full run's solver: how often a perfect
+player wins against random play, and the most any player can.
 """
 
 import time
@@ -54,6 +56,8 @@ def rows() -> list[Row]:
         Row(SECTION, "untrained network + search, optimal moves (reference)", f"{full['optimal_rate_untrained_search']:.1%}"),
         Row(SECTION, "random legal moves, optimal moves (reference)", f"{full['random_move_rate']:.1%}"),
         Row(SECTION, f"full run: wins against random play ({len(full['history'])} iterations)", f"{full['random_win_rate']:.1%}", f">= {RANDOM_TARGET:.0%}", full["random_win_rate"] >= RANDOM_TARGET),
+        Row(SECTION, "a perfect player's wins against random play (reference, exact)", f"{full['random_win_rate_limits']['perfect_player']:.1%}"),
+        Row(SECTION, "the best possible wins against random play (limit, exact)", f"{full['random_win_rate_limits']['best_possible']:.1%}"),
         Row(SECTION, f"full run: games against the perfect player lost beyond the solved value (of {len(full['perfect_games'])})", str(lost), "0", lost == 0),
         Row(SECTION, f"full run: wall time ({threads} thread{'s' if threads != 1 else ''})", f"{full_run.wall_s:.0f} s", f"<= {FULL_TARGET_S} s", full_run.wall_s <= FULL_TARGET_S),
         Row(SECTION, "quick run: network + search gain over untrained", f"{quick['optimal_rate_search'] - quick['optimal_rate_untrained_search']:+.1%}"),

@@ -211,3 +211,39 @@ class Solver:
         best = max(values.values())
         return sorted(move for move, value in values.items() if value == best)
 # --8<-- [end:alphabeta]
+
+
+# --8<-- [start:against_random]
+def win_chances_against_random(position: Position, values: dict[int, int], my_move: bool = True, memo: dict | None = None) -> tuple[float, float]:
+    """Two exact limits for games against a player who picks any legal move at random: my chance
+    to win from `position`, where I am to move (`my_move=False`: the random player is),
+    - as a perfect player, who picks at random among the moves that keep the solved value;
+    - as the best player there can be against random play, who picks the move with the highest
+      chance to win (expectimax: the best of my moves, the average of the random player's).
+    `values`: every reachable position's solved value, the memo that `minimax_value` filled. A
+    draw counts as not won. Every reachable position is looked at once; `memo` keeps the answer for
+    each (use one memo per `my_move` of the first position: it decides whose move each one is)."""
+    memo = {} if memo is None else memo
+
+    def chances(position: Position, my_move: bool) -> tuple[float, float]:
+        if position.key not in memo:
+            moves = position.legal_moves()
+            results = []  # per move: its value for me (perfect play), my chances of winning after it
+            for move in moves:
+                child, won = position.play(move)
+                if won:
+                    results.append((1, (1.0, 1.0) if my_move else (0.0, 0.0)))
+                else:
+                    results.append((-values[child.key], chances(child, not my_move)))
+            if not results:
+                memo[position.key] = (0.0, 0.0)  # a full board: a draw
+            elif my_move:
+                best_value = max(value for value, _ in results)
+                kept = [perfect for value, (perfect, _) in results if value == best_value]
+                memo[position.key] = (sum(kept) / len(kept), max(best for _, (_, best) in results))
+            else:
+                memo[position.key] = tuple(sum(column) / len(results) for column in zip(*(c for _, c in results)))
+        return memo[position.key]
+
+    return chances(position, my_move)
+# --8<-- [end:against_random]

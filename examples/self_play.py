@@ -64,7 +64,8 @@ parser.add_argument(
     "--minimax",
     action=argparse.BooleanOptionalAction,
     default=True,
-    help="also solve the empty board by plain minimax, the solver's second method (about a minute for 4 x 5) (default: on; off with --quick)",
+    help="also solve every position by plain minimax, the solver's second method, and from it the best chances of winning "
+    "against random play (about 4 minutes for 4 x 5) (default: on; off with --quick)",
 )
 parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end (default: 200; 10 with --quick)")
 args = workshop.parse_args(
@@ -148,7 +149,7 @@ workshop.log(
 import numpy as np
 
 positions, optimal, solved_value, solver = [], [], None, None
-minimax_value = minimax_positions = solve_seconds = solve_positions = None
+minimax_value = minimax_positions = solve_seconds = solve_positions = against_random = None
 if rules is not None:
     solver = game_solver.Solver(rules)
     solve_started = time.perf_counter()
@@ -160,6 +161,16 @@ if rules is not None:
         minimax_value = game_solver.minimax_value(game_solver.Position(rules), memo)
         minimax_positions = len(memo)
         workshop.log(f"plain minimax over all {minimax_positions:,} positions agrees: {minimax_value == solved_value} (value {minimax_value:+d})")
+        # Two limits for the matches against random play below, half of them as first player:
+        # how often a perfect player wins (any move that keeps the solved value), and how often
+        # the best player against random play can win (the move with the most chances).
+        as_first, as_second = (game_solver.win_chances_against_random(game_solver.Position(rules), memo, my_move) for my_move in (True, False))
+        against_random = {"perfect_player": (as_first[0] + as_second[0]) / 2, "best_possible": (as_first[1] + as_second[1]) / 2}
+        workshop.log(
+            f"against random play a perfect player wins {against_random['perfect_player']:.1%} of games, "
+            f"the best possible player {against_random['best_possible']:.1%} (as first and as second player: "
+            f"{as_first[0]:.1%} and {as_second[0]:.1%}; {as_first[1]:.1%} and {as_second[1]:.1%})"
+        )
     position_rng, seen = np.random.default_rng(2026), set()
     for _ in range(200 * args.positions):
         if len(positions) == args.positions:
@@ -550,6 +561,16 @@ def match(net, opponent, games):
     return [state.returns()[seat] for state, seat in zip(states, seats)]
 
 
+# %% [markdown]
+# ## Against random play
+# Beating random play as often as possible asks for more than perfect play. On a board that is a
+# draw with best play, a perfect player holds every move that keeps the draw equally good, yet
+# some of them leave a weak opponent more ways to go wrong. The solver's two limits (above, with
+# --minimax) say how often a perfect player wins against random play and how often the best
+# player against random play can. Self-play meets only itself: nothing in its loss asks for the
+# second.
+
+# %%
 random_results = match(network, random_player(np.random.default_rng(args.seed)), args.random_games)
 random_win_rate = float(np.mean(np.array(random_results) == 1))
 workshop.log(f"against random play: {random_win_rate:.1%} won, {np.mean(np.array(random_results) == -1):.1%} lost of {len(random_results)} games")
@@ -774,6 +795,7 @@ metrics = {
     "optimal_rate_network": after.get("network"),
     "optimal_rate_search": after.get("search"),
     "random_win_rate": random_win_rate,
+    "random_win_rate_limits": against_random,
     "win_rate_vs_mcts": win_rate_vs_mcts,
     "elo": elo,
     "perfect_games": perfect_games,
