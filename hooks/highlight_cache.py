@@ -7,10 +7,16 @@ block, named by the hash of all of them and of Pygments' and pymdown-extensions'
 build colours only the blocks that changed. A block whose HTML holds a placeholder of the
 Markdown instance (a title given as HTML) is not kept: the placeholder means nothing to another
 build.
+
+Pygments also wraps every name (class "n") and every run of spaces ("w") in a span of its own,
+which the theme draws in the code's plain colour (names) or not at all (spaces). On a page that
+shows a whole script that is a fifth to a quarter of its elements, each one more for the browser to lay
+out and for the theme's scripts to walk at load. Those spans go; their text stays.
 """
 
 import hashlib
 import json
+import re
 from importlib.metadata import version
 
 from drawing import BUILD_CACHE, write_whole
@@ -19,15 +25,16 @@ from pymdownx.highlight import Highlight
 CACHE = BUILD_CACHE / "highlight"
 VERSIONS = {name: version(name) for name in ("pygments", "pymdown-extensions")}
 MARKDOWN_PLACEHOLDER = "\x02"  # Markdown's stash placeholders start with STX
+UNSTYLED_TOKEN = re.compile(r'<span class="[nw]">([^<]*)</span>')
 
 
 def highlight_once(self, src, language, *args, **options):
     settings = {name: value for name, value in vars(self).items() if name != "md"}
-    what = json.dumps([VERSIONS, settings, src, language, args, options], sort_keys=True, default=repr)
+    what = json.dumps([VERSIONS, UNSTYLED_TOKEN.pattern, settings, src, language, args, options], sort_keys=True, default=repr)
     kept = CACHE / f"{hashlib.sha256(what.encode()).hexdigest()}.html"
     if kept.is_file():
         return kept.read_text()
-    coloured = Highlight.uncached_highlight(self, src, language, *args, **options)
+    coloured = UNSTYLED_TOKEN.sub(r"\1", Highlight.uncached_highlight(self, src, language, *args, **options))
     if MARKDOWN_PLACEHOLDER not in coloured:
         write_whole(kept, coloured)
     return coloured
