@@ -156,3 +156,27 @@ def test_a_code_block_is_coloured_once_and_read_back_as_pygments_coloured_it(tmp
     assert highlighter.highlight(code, "python", title="train.py") == first.replace("epoch", "EPOCH"), "a second build coloured the block again"
     highlighter.linenums = True
     assert highlighter.highlight(code, "python", title="train.py") != first.replace("epoch", "EPOCH"), "other settings read the same kept HTML"
+
+
+def test_a_template_is_compiled_once_and_again_only_when_it_changes(tmp_path, monkeypatch):
+    from jinja2 import DictLoader, Environment
+
+    from hooks import template_cache
+
+    monkeypatch.setattr(template_cache, "CACHE", tmp_path)
+    compiled, compile_for_real = [], Environment.compile
+
+    def compile_and_count(self, source, *args, **kwargs):
+        compiled.append(source)
+        return compile_for_real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", compile_and_count)
+
+    def build(template):  # each build makes its own environment, as mkdocs does
+        env = template_cache.on_env(Environment(loader=DictLoader({"page.html": template})), config=None, files=None)
+        return env.get_template("page.html").render(name="Puma")
+
+    assert build("Hello {{ name }}") == "Hello Puma" and len(compiled) == 1
+    assert build("Hello {{ name }}") == "Hello Puma" and len(compiled) == 1, "a second build compiled the unchanged template again"
+    assert build("Hi {{ name }}") == "Hi Puma" and len(compiled) == 2, "a changed template was read back from the cache"
+
