@@ -241,8 +241,11 @@ def win_chances_against_random(position: Position, values: dict[int, int], my_mo
                 best_value = max(value for value, _ in results)
                 kept = [perfect for value, (perfect, _) in results if value == best_value]
                 memo[position.key] = (sum(kept) / len(kept), max(best for _, (_, best) in results))
-            else:
-                memo[position.key] = tuple(sum(column) / len(results) for column in zip(*(c for _, c in results)))
+            else:  # the random player: every move as likely as any other
+                memo[position.key] = (
+                    sum(perfect for _, (perfect, _) in results) / len(results),
+                    sum(best for _, (_, best) in results) / len(results),
+                )
         return memo[position.key]
 
     return chances(position, my_move)

@@ -10,8 +10,8 @@ build.
 
 Pygments also wraps every name (class "n") and every run of spaces ("w") in a span of its own,
 which the theme draws in the code's plain colour (names) or not at all (spaces). On a page that
-shows a whole script that is a fifth to a quarter of its elements, each one more for the browser to lay
-out and for the theme's scripts to walk at load. Those spans go; their text stays.
+shows a whole script, that is a fifth to a quarter of its elements, each one more for the
+browser to lay out and for the theme's scripts to walk at load. Those spans go; their text stays.
 """
 
 import hashlib
