@@ -97,21 +97,18 @@ def test_the_chances_against_random_play_match_games_played_out_on_tic_tac_toe()
     # 1,000 games each wins when played out. The standard error of such a share is at most 1.3
     # points here; 5 points off would be a real mistake.
     rules = LineGame.from_openspiel("tic_tac_toe")
-    values = {}
+    values, solver = {}, Solver(rules)
     minimax_value(Position(rules), values)
 
-    def value_of(position, move):
-        child, won = position.play(move)
-        return 1 if won else -values[child.key]
-
-    def perfect(position, rng):
-        best = max(value_of(position, move) for move in position.legal_moves())
-        return int(rng.choice([move for move in position.legal_moves() if value_of(position, move) == best]))
-
     def best(position, rng):  # the move after which my chances are highest: the memo holds them
-        return max(position.legal_moves(), key=lambda move: 1.0 if position.play(move)[1] else chances[position.play(move)[0].key][1])
+        def chances_after(move):
+            child, won = position.play(move)
+            return 1.0 if won else chances[child.key][1]
 
-    players = {"perfect": perfect, "best": best}
+        return max(position.legal_moves(), key=chances_after)
+
+    # the perfect player as the self-play example's: any of the solver's optimal moves
+    players = {"perfect": lambda position, rng: int(rng.choice(solver.optimal_moves(position))), "best": best}
     rng = np.random.default_rng(11)
     for me_first in (True, False):
         chances = {}

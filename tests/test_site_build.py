@@ -179,4 +179,3 @@ def test_a_template_is_compiled_once_and_again_only_when_it_changes(tmp_path, mo
     assert build("Hello {{ name }}") == "Hello Puma" and len(compiled) == 1
     assert build("Hello {{ name }}") == "Hello Puma" and len(compiled) == 1, "a second build compiled the unchanged template again"
     assert build("Hi {{ name }}") == "Hi Puma" and len(compiled) == 2, "a changed template was read back from the cache"
-
