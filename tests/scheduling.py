@@ -7,8 +7,8 @@ two on CI). Tests that share something expensive go to the same process, as one 
   (tests/slurm_fixtures.py) while those tests wait and the other process runs the rest;
 - the tests of one page of the site in Chromium (`site_page`): the page loaded once;
 - an example's contract tests (tests/test_example_contract.py) with the tests of its own file
-  (tests/test_<example>.py, or a file that asks `quick_run("<example>")`) and its notebook's
-  (tests/test_notebooks.py marks them): its quick run and its notebook run once each;
+  (tests/test_<example>.py, or a test or file that asks `quick_run("<example>")`) and its
+  notebook's (tests/test_notebooks.py marks them): its quick run and its notebook run once each;
 - otherwise the tests of one file: its module-scoped fixtures once.
 The groups in FIRST start first, as they take longest: the Slurm tests (so the jobs run beside
 everything else; also without pytest-xdist, where this is the order) and the setup page's blocks.
@@ -20,6 +20,7 @@ the scheduler in a file instead (the same scheduling otherwise: one group, one p
 Loaded from pytest.ini (`-p scheduling`).
 """
 
+import inspect
 import json
 import os
 import re
@@ -35,14 +36,23 @@ from conftest import example_names
 FIRST = ("slurm", "code blocks of setup.md")  # the groups that start first, in this order
 
 
+def example_asked_for(source: str) -> str | None:
+    """The one example that `source` asks `quick_run` for, if it asks for exactly one."""
+    asked = set(re.findall(r'quick_run\(\s*"(\w+)"', source))
+    return asked.pop() if len(asked) == 1 else None
+
+
 @cache
 def example_of_file(path: Path) -> str | None:
     """The example a test file is about: tests/test_<example>.py, or the one it asks `quick_run` for."""
     stem = path.stem.removeprefix("test_")
-    if stem in example_names():
-        return stem
-    asked = set(re.findall(r'quick_run\(\s*"(\w+)"', path.read_text()))
-    return asked.pop() if len(asked) == 1 else None
+    return stem if stem in example_names() else example_asked_for(path.read_text())
+
+
+def example_of_test(item: pytest.Item) -> str | None:
+    """The example one test asks `quick_run` for (tests/test_sweep.py asks for two, one per test)."""
+    function = getattr(item, "function", None)
+    return example_asked_for(inspect.getsource(function)) if function else None
 
 
 def group_of(item: pytest.Item) -> str:
@@ -58,7 +68,7 @@ def group_of(item: pytest.Item) -> str:
     example = params and params.get("example")
     if getattr(example, "name", None):
         return example.name
-    return example_of_file(item.path) or item.path.name
+    return example_of_test(item) or example_of_file(item.path) or item.path.name
 
 
 def pytest_configure(config):

@@ -60,7 +60,7 @@ def test_the_same_seed_gives_the_same_metrics(example, quick_run, notebook_run, 
     # Another interpreter, with another hash seed: a result that hangs on set or dict order shows.
     # Where the example has a notebook form that runs just as the quick run does, that is the
     # second run (a Jupyter kernel), so the notebook must also reach the script's numbers.
-    if example.name in NOTEBOOK_EXAMPLES and example.quick_args == ("--quick",) and not (example.environment or example.prepare):
+    if example.name in NOTEBOOK_EXAMPLES and example.quick_args == ("--quick",) and not example.environment:
         second, how = notebook_run(example.name).metrics, "its notebook form"
     else:
         process = run_example(example, tmp_path, hash_seed=2)
