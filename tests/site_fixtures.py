@@ -1,12 +1,15 @@
 """Fixtures for the site's tests (the pieces themselves are in tools/site.py):
 
 - `built_site`: the site built once per test session with `mkdocs build --strict` into a
-  temporary folder, shared by every test and every worker that needs it (a build with any warning stops them, with
-  the log); `build_site()` is the same build, for code that runs before fixtures do.
+  temporary folder, shared by every test and every worker that needs it (a build with any
+  warning stops them, with the log); `build_site()` is the same build, outside a fixture.
 - `site_server`: that folder served over HTTP on 127.0.0.1.
 - `browser`: one headless Chromium for the session.
-- `site_page`: a test that asks for it runs once per page of the built site, found from the
-  build, not from a hand-made list.
+- `site_page`: a test that asks for it runs once per page of the site, found from the Markdown
+  in docs/, not from a hand-made list (tests/test_site_build.py checks that the build makes
+  exactly those pages). So the collection needs no build: the build waits until a test needs
+  it, while the other worker and the Slurm jobs go on (a fresh clone's first build draws every
+  diagram and equation, about 15 s here).
 """
 
 import fcntl
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import skip_or_fail
-from tools.site import Build, SiteServer, built_pages, chromium_missing, launch_chromium, page_id, run_strict_build
+from tools.site import Build, SiteServer, chromium_missing, launch_chromium, page_id, run_strict_build, source_pages
 
 
 SHARED_BUILD = "SITE_TEST_BUILD"  # the folder of the session's build, the same for every worker
@@ -40,8 +43,8 @@ def pytest_unconfigure(config):
 
 @functools.cache
 def build_site() -> Build:
-    """The session's one build (shared by the collection hook below and the fixtures): the first
-    worker to get here builds, the other waits and reads how it went."""
+    """The session's one build: the first worker to get here builds, the other waits and reads
+    how it went."""
     folder = Path(os.environ[SHARED_BUILD])
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -53,14 +56,13 @@ def build_site() -> Build:
 
 
 def pytest_generate_tests(metafunc):
-    """One test per page of the built site for every test that asks for `site_page`."""
+    """One test per page of the site for every test that asks for `site_page`."""
     if "site_page" not in metafunc.fixturenames:
         return
-    build = build_site()
-    pages = built_pages(build.site) if build.ok else []
+    pages = source_pages()
     if not pages:
         # Parametrized with nothing, pytest would skip quietly; a site without pages is a failure.
-        metafunc.parametrize("site_page", [None], ids=["no-pages-built"], scope="module")
+        metafunc.parametrize("site_page", [None], ids=["no-pages"], scope="module")
         return
     metafunc.parametrize("site_page", pages, ids=[page_id(p) for p in pages], scope="module")
 

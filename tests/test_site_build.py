@@ -9,7 +9,7 @@ from conftest import skip_or_fail
 from hooks import drawing
 from hooks.page_scripts import UNDRAWN_MATH
 from site_fixtures import build_site
-from tools.site import DOCS, built_pages, chromium_missing, mermaid_blocks, page_id, source_of
+from tools.site import DOCS, built_pages, chromium_missing, mermaid_blocks, page_id, source_of, source_pages
 
 
 def test_strict_build_passes_without_a_warning():
@@ -24,6 +24,9 @@ def test_every_page_of_the_nav_is_built_from_its_markdown(built_site):
         assert expected in names, f"{expected} is not among the built pages {names}"
     orphans = [page for page in pages if source_of(page) is None]
     assert not orphans, f"built pages without a Markdown source in docs/: {orphans}"
+    # The browser tests visit the pages that tools.site.source_pages finds in docs/.
+    unvisited, never_built = sorted(set(pages) - set(source_pages())), sorted(set(source_pages()) - set(pages))
+    assert not unvisited and not never_built, f"built but not visited: {unvisited}; visited but not built: {never_built}"
 
 
 def test_pages_arrive_drawn_and_load_mermaid_or_mathjax_only_for_what_is_left(built_site):

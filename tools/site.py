@@ -2,7 +2,8 @@
 
 - `run_strict_build(folder)`: `mkdocs build --strict` into a folder, as `make build` runs it,
   with its log and how long it took (a build with any warning is not ok).
-- `built_pages(site)`: every page of a built site, found from the build, not from a list.
+- `built_pages(site)`: every page of a built site, found from the build, not from a list;
+  `source_pages()`: the pages a build makes, found from their Markdown before any build.
 - `SiteServer(site)`: the folder served over HTTP on 127.0.0.1 (a free port) with caching
   forbidden, counting the bytes it sends, so a test or the benchmark can see what a page cost.
 - `launch_chromium(playwright)`: headless Chromium, the Debian package at /usr/bin/chromium
@@ -100,6 +101,16 @@ def built_pages(site: Path) -> list[str]:
             continue
         pages.append(relative.removesuffix("index.html"))
     return pages
+
+
+def source_pages() -> list[str]:
+    """The pages a build makes, as URL paths, from their Markdown in docs/ ("setup/" from
+    docs/setup.md, "examples/" from docs/examples/index.md, "" from docs/index.md), sorted."""
+    pages = []
+    for markdown in DOCS.rglob("*.md"):
+        parts = markdown.relative_to(DOCS).with_suffix("").parts
+        pages.append("".join(f"{part}/" for part in (parts[:-1] if parts[-1] == "index" else parts)))
+    return sorted(pages)
 
 
 def source_of(page: str) -> Path | None:
