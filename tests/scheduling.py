@@ -49,10 +49,11 @@ def example_of_file(path: Path) -> str | None:
     return stem if stem in example_names() else example_asked_for(path.read_text())
 
 
-def example_of_test(item: pytest.Item) -> str | None:
-    """The example one test asks `quick_run` for (tests/test_sweep.py asks for two, one per test)."""
-    function = getattr(item, "function", None)
-    return example_asked_for(inspect.getsource(function)) if function else None
+@cache
+def example_of_function(function) -> str | None:
+    """The example one test function asks `quick_run` for (tests/test_sweep.py asks for two, one
+    per test); read once per function, not once per parameter."""
+    return example_asked_for(inspect.getsource(function))
 
 
 def group_of(item: pytest.Item) -> str:
@@ -68,7 +69,8 @@ def group_of(item: pytest.Item) -> str:
     example = params and params.get("example")
     if getattr(example, "name", None):
         return example.name
-    return example_of_test(item) or example_of_file(item.path) or item.path.name
+    function = getattr(item, "function", None)
+    return (function and example_of_function(function)) or example_of_file(item.path) or item.path.name
 
 
 def pytest_configure(config):
