@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
@@ -116,7 +117,11 @@ def _key(*parts: str) -> str:
 
 
 class MermaidDrawer:
-    """Mermaid in one headless Chromium, started at the first diagram that is not in the cache."""
+    """Mermaid in one headless Chromium. Chromium takes a second or more to start, so it starts in
+    a thread of its own as soon as a page's HTML holds a diagram that is not in the cache
+    (`start_soon`), while MkDocs goes on converting the other pages; the drawing waits for it.
+    Playwright's synchronous API must be called from the thread that started it, so every call
+    to it runs in that one thread."""
 
     def __init__(self):
         self.version, self.script, self.why_not = None, None, None
@@ -126,20 +131,33 @@ class MermaidDrawer:
         else:
             self.version, self.script = vendored[0], vendored[1] / "mermaid.min.js"
             self.why_not = chromium_missing()
+        self._browser_thread = self._started = None
         self._playwright = self._browser = self._page = None
 
     def key(self, source: str) -> str:
         return _key("mermaid", self.version or "", source)
 
+    def start_soon(self) -> None:
+        """Start Chromium in its own thread, if it is not started yet."""
+        if self._browser_thread is None:
+            self._browser_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
+            self._started = self._browser_thread.submit(self._start)
+
+    def _start(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self._browser = launch_chromium(self._playwright)
+        self._page = self._browser.new_page()
+        self._page.add_script_tag(path=str(self.script))
+
     def draw(self, key: str, source: str) -> str:
         """Both drawings of one diagram, as HTML; raises ValueError when Mermaid cannot parse it."""
-        if self._page is None:
-            from playwright.sync_api import sync_playwright
+        self.start_soon()
+        self._started.result()  # Chromium's own error, if it could not start
+        return self._browser_thread.submit(self._draw, key, source).result()
 
-            self._playwright = sync_playwright().start()
-            self._browser = launch_chromium(self._playwright)
-            self._page = self._browser.new_page()
-            self._page.add_script_tag(path=str(self.script))
+    def _draw(self, key: str, source: str) -> str:
         from playwright.sync_api import Error as PlaywrightError
 
         drawings = []
@@ -152,11 +170,18 @@ class MermaidDrawer:
             drawings.append(f'<div class="diagram__{palette}">{_own_ids(svg, svg_id)}</div>')
         return f'<div class="diagram">{"".join(drawings)}</div>'
 
-    def close(self):
+    def _stop(self) -> None:
         if self._browser is not None:
             self._browser.close()
+        if self._playwright is not None:
             self._playwright.stop()
         self._playwright = self._browser = self._page = None
+
+    def close(self):
+        if self._browser_thread is not None:
+            self._browser_thread.submit(self._stop).result()
+            self._browser_thread.shutdown()
+        self._browser_thread = self._started = None
 
 
 def _own_ids(svg: str, svg_id: str) -> str:
@@ -257,7 +282,7 @@ class Drawings:
             self.mermaid.why_not = self.mathjax.why_not = f"{DRAW_IN_BROWSER_ENV} is set"
         self.cached = 0
         self.drawn = {"diagram": 0, "equation": 0}
-        self.seconds = {"diagram": 0.0, "equation": 0.0}  # starting Chromium or Node included
+        self.seconds = {"diagram": 0.0, "equation": 0.0}  # waiting for Chromium or Node to start included
         self.left = {"diagram": set(), "equation": set()}  # pages with something left undrawn
 
     def cached_or_drawn(self, kind: str, key: str, draw, page) -> str | None:
@@ -281,6 +306,15 @@ class Drawings:
         write_whole(path, drawing)
         self.drawn[kind] += 1
         return drawing
+
+    def look_ahead(self, content: str) -> None:
+        """Start Chromium now if this page's HTML holds a diagram that is not in the cache."""
+        if self.mermaid.why_not:
+            return
+        for match in MERMAID_BLOCK.finditer(content):
+            if not (CACHE / f"{self.mermaid.key(html.unescape(match.group(1)))}.html").is_file():
+                self.mermaid.start_soon()
+                return
 
     def page(self, output: str, page) -> str:
         seen: dict[str, int] = {}
@@ -352,6 +386,11 @@ _build: Drawings | None = None
 def on_pre_build(config):
     global _build
     _build = Drawings(in_browser=os.environ.get(DRAW_IN_BROWSER_ENV) == "1")
+
+
+def on_page_content(content: str, page, config, files) -> str:
+    _build.look_ahead(content)
+    return content
 
 
 def on_post_page(output: str, page, config) -> str:
