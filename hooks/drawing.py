@@ -117,11 +117,11 @@ def _key(*parts: str) -> str:
 
 
 class MermaidDrawer:
-    """Mermaid in one headless Chromium. Chromium takes a second or more to start, so it starts in
-    a thread of its own as soon as a page's HTML holds a diagram that is not in the cache
-    (`start_soon`), while MkDocs goes on converting the other pages; the drawing waits for it.
-    Playwright's synchronous API must be called from the thread that started it, so every call
-    to it runs in that one thread."""
+    """Mermaid in one headless Chromium, in a thread of its own. As soon as a page's HTML holds a
+    diagram that is not in the cache (`draw_soon`), Chromium starts (a second or more) and draws
+    it there, while MkDocs goes on converting the other pages on another core; `draw` collects
+    the drawing when the page is written. Playwright's synchronous API must be called from the
+    thread that started it, so every call to it runs in that one thread."""
 
     def __init__(self):
         self.version, self.script, self.why_not = None, None, None
@@ -132,16 +132,19 @@ class MermaidDrawer:
             self.version, self.script = vendored[0], vendored[1] / "mermaid.min.js"
             self.why_not = chromium_missing()
         self._browser_thread = self._started = None
+        self._drawing = {}  # key -> the drawing under way in Chromium's thread
         self._playwright = self._browser = self._page = None
 
     def key(self, source: str) -> str:
         return _key("mermaid", self.version or "", source)
 
-    def start_soon(self) -> None:
-        """Start Chromium in its own thread, if it is not started yet."""
+    def draw_soon(self, key: str, source: str) -> None:
+        """Start drawing a diagram in Chromium's thread (starting Chromium first if need be)."""
         if self._browser_thread is None:
             self._browser_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
             self._started = self._browser_thread.submit(self._start)
+        if key not in self._drawing:
+            self._drawing[key] = self._browser_thread.submit(self._draw, key, source)
 
     def _start(self) -> None:
         from playwright.sync_api import sync_playwright
@@ -153,9 +156,9 @@ class MermaidDrawer:
 
     def draw(self, key: str, source: str) -> str:
         """Both drawings of one diagram, as HTML; raises ValueError when Mermaid cannot parse it."""
-        self.start_soon()
+        self.draw_soon(key, source)
         self._started.result()  # Chromium's own error, if it could not start
-        return self._browser_thread.submit(self._draw, key, source).result()
+        return self._drawing.pop(key).result()
 
     def _draw(self, key: str, source: str) -> str:
         from playwright.sync_api import Error as PlaywrightError
@@ -182,6 +185,7 @@ class MermaidDrawer:
             self._browser_thread.submit(self._stop).result()
             self._browser_thread.shutdown()
         self._browser_thread = self._started = None
+        self._drawing.clear()
 
 
 def _own_ids(svg: str, svg_id: str) -> str:
@@ -282,7 +286,7 @@ class Drawings:
             self.mermaid.why_not = self.mathjax.why_not = f"{DRAW_IN_BROWSER_ENV} is set"
         self.cached = 0
         self.drawn = {"diagram": 0, "equation": 0}
-        self.seconds = {"diagram": 0.0, "equation": 0.0}  # waiting for Chromium or Node to start included
+        self.seconds = {"diagram": 0.0, "equation": 0.0}  # what the build waited for them, starts included
         self.left = {"diagram": set(), "equation": set()}  # pages with something left undrawn
 
     def cached_or_drawn(self, kind: str, key: str, draw, page) -> str | None:
@@ -308,13 +312,14 @@ class Drawings:
         return drawing
 
     def look_ahead(self, content: str) -> None:
-        """Start Chromium now if this page's HTML holds a diagram that is not in the cache."""
+        """Start drawing this page's diagrams that are not in the cache, while MkDocs goes on."""
         if self.mermaid.why_not:
             return
         for match in MERMAID_BLOCK.finditer(content):
-            if not (CACHE / f"{self.mermaid.key(html.unescape(match.group(1)))}.html").is_file():
-                self.mermaid.start_soon()
-                return
+            source = html.unescape(match.group(1))
+            key = self.mermaid.key(source)
+            if not (CACHE / f"{key}.html").is_file():
+                self.mermaid.draw_soon(key, source)
 
     def page(self, output: str, page) -> str:
         seen: dict[str, int] = {}
