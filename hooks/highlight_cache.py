@@ -12,7 +12,7 @@ Pygments also wraps every name (class "n"), run of spaces ("w"), punctuation mar
 operator ("o") in a span of its own. The theme draws names in the code's plain colour, spaces not
 at all, and punctuation and operators in a lighter grey. On a page that shows a whole script,
 those spans are over half of its elements, each one more for the browser to style and lay out at
-load: on a machine half as fast as this project's usual one (Lighthouse's CPU slowdown 2.3),
+load. With Lighthouse's CPU slowdown at 2.3 (as slow as this project's machines have been),
 dropping the punctuation and operator spans took the total blocking time of the poetry,
 self-play and diffusion pages from 72-250 ms to 64-128 ms. So those spans go and their text
 stays, drawn in the code's plain colour; keywords, strings, numbers, comments, built-ins and
