@@ -25,6 +25,7 @@ import time
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn  # noqa: F401  before the process group exists: see process_group() below
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -157,6 +158,7 @@ def main() -> None:
             }
             workshop.write_metrics(args.out, metrics, started, device=device, threads=threads * world_size)
             workshop.report_result(processes=world_size, test_accuracy=test_accuracy, images_per_s=round(images_per_s))
+        del model  # DDP holds the process group: let go of it, so that leaving the group can close it
 
 
 @contextlib.contextmanager
@@ -165,6 +167,14 @@ def process_group(backend: str, rank: int, world_size: int):
 
     A process on its own makes a group of one (its address book in memory, no MASTER_ADDR), so
     the training code is the same for one process as for many.
+
+    Leaving closes the group, and closing waits until the group's threads have let go of the
+    last tensors exchanged. A group left open keeps its threads running while Python shuts down,
+    and a thread that lets go of a tensor then aborts the process, after its work is done
+    ("terminate called without an active exception"). Two things hold a group open: a model
+    still wrapped in DDP (hence `del model` before leaving), and torch.distributed.nn, which DDP
+    imports on first use and which keeps whatever group exists when it is imported (hence
+    imported at the top, before there is one).
     """
     if world_size > 1:
         dist.init_process_group(backend, rank=rank, world_size=world_size)

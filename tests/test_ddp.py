@@ -7,7 +7,9 @@ local Slurm (the same runs tests/test_job_files.py checks). To catch a teardown 
 sometimes, the 2-process script also runs twice in a row under each launcher without Slurm:
 torchrun itself, and 2 processes given the variables srun gives its tasks. With the Slurm jobs
 (and the DDP page's torchrun block, tests/test_page_code_blocks.py), each launcher's teardown
-runs at least 3 times in every test session, each of which must end with exit status 0.
+runs at least 3 times in every test session, each of which must end with exit status 0. And
+one run checks the cause of the failure those repetitions caught: a process group that is not
+closed when the script leaves it.
 """
 
 from __future__ import annotations
@@ -111,6 +113,42 @@ def test_two_processes_end_cleanly_run_after_run(launcher, tmp_path):
         )
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["processes"] == 2 and metrics["launcher"] == launcher, metrics
+
+
+# The script, run in a fresh Python (the warm one has imported most of torch already, and the
+# script must import torch.distributed.nn itself), with a look at its threads just after it
+# leaves the process group.
+LEAVE_AND_LOOK_AT_THE_THREADS = """
+import glob, runpy, sys
+import torch.distributed as dist
+
+script, out = sys.argv[1:]
+leave = dist.destroy_process_group
+threads_left = []
+
+def leave_and_look():
+    leave()
+    names = (open(path).read().strip() for path in glob.glob("/proc/self/task/*/comm"))
+    threads_left.extend(name for name in names if "gloo" in name)
+
+dist.destroy_process_group = leave_and_look
+sys.path.insert(0, script.rsplit("/", 1)[0])
+sys.argv = [script, "--quick", "--epochs", "1", "--out", out]
+runpy.run_path(script, run_name="__main__")
+print("gloo threads left:", threads_left)
+"""
+
+
+def test_leaving_the_process_group_closes_it_so_that_no_gloo_thread_outlives_python(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("SLURM_", "WORKSHOP_QUICK"))}
+    command = [sys.executable, "-c", LEAVE_AND_LOOK_AT_THE_THREADS, str(SCRIPT), str(tmp_path)]
+    process = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "gloo threads left: []" in process.stdout, (
+        "the group's threads still run after dist.destroy_process_group(), so they can outlive Python and abort the "
+        "process at exit; something still holds the group (a model wrapped in DDP, or torch.distributed.nn imported "
+        f"after init_process_group):\n{process.stdout[-1500:]}"
+    )
 
 
 TORCHRUN_RANK_0 = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
