@@ -145,6 +145,21 @@ def checkpoint_runs(runs: FullRuns) -> dict[str, Run]:
     }
 
 
+SELF_PLAY_OTHER_SEEDS = (1, 2, 3)
+
+
+def self_play_runs(runs: FullRuns) -> dict[str, Run]:
+    """The published run (seed 0), then the same full run with other seeds: how far the results
+    move with the seed alone goes on the page. Of the other seeds, only metrics.json is kept."""
+    made = {"self_play": runs.script("self_play")}
+    for seed in SELF_PLAY_OTHER_SEEDS:
+        run = made[f"self_play_seed_{seed}"] = runs.script("self_play", "--seed", str(seed), out=f"results/self_play_seed_{seed}")
+        for path in run.folder.iterdir():
+            if path.name != "metrics.json":
+                path.unlink()
+    return made
+
+
 # example (examples/<name>.py) -> how its full run is made. Threads as each page states them.
 RECIPES = {
     "burgers_pinn": script_recipe("burgers_pinn"),
@@ -158,7 +173,7 @@ RECIPES = {
     "penguin_species": script_recipe("penguin_species"),
     "poetry": script_recipe("poetry"),
     "recommender": script_recipe("recommender"),
-    "self_play": script_recipe("self_play"),
+    "self_play": Recipe(self_play_runs, ("self_play", *(f"self_play_seed_{seed}" for seed in SELF_PLAY_OTHER_SEEDS))),
     "sweep_train": Recipe(sweep_runs, ("sweep_gather",)),
     "thread_scaling": script_recipe("thread_scaling"),
 }
