@@ -194,15 +194,10 @@ class Progress:
         parts += [f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}" for name, value in metrics.items()]
         if items:
             parts.append(f"{items / max(now - self.last, 1e-9):.0f} {self.unit}/s")
-        per_step = elapsed / max(done - self.first, 1)
-        parts += [f"elapsed {clock(elapsed)}", f"left {clock(per_step * (self.total - done))}"]
+        left = elapsed / max(done - self.first, 1) * (self.total - done)
+        parts += [f"elapsed {datetime.timedelta(seconds=round(elapsed))}", f"left {datetime.timedelta(seconds=round(left))}"]
         self.last = now
         log("  ".join(parts))
-
-
-def clock(seconds: float) -> str:
-    minutes, seconds = divmod(max(0, round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 # --8<-- [end:progress]
 
 
@@ -271,11 +266,10 @@ def write_metrics(out: Path, metrics: dict, started: float, device="cpu", thread
 
 def cpu_model() -> str:
     """The CPU's model name, e.g. 'AMD EPYC 7642 48-Core Processor'."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    return platform.machine()
 
 
 def report_result(**values) -> None:
