@@ -112,6 +112,11 @@ def write_whole(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def drawing_path(key: str) -> Path:
+    """Where the cache keeps the drawing (HTML) of that key."""
+    return CACHE / f"{key}.html"
+
+
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join((DRAWING_SETTINGS, *parts)).encode()).hexdigest()
 
@@ -290,7 +295,7 @@ class Drawings:
         self.left = {"diagram": set(), "equation": set()}  # pages with something left undrawn
 
     def cached_or_drawn(self, kind: str, key: str, draw, page) -> str | None:
-        path = CACHE / f"{key}.html"
+        path = drawing_path(key)
         if path.is_file():
             self.cached += 1
             return path.read_text()
@@ -316,17 +321,20 @@ class Drawings:
         if self.mermaid.why_not:
             return
         for match in MERMAID_BLOCK.finditer(content):
-            source = html.unescape(match.group(1))
-            key = self.mermaid.key(source)
-            if not (CACHE / f"{key}.html").is_file():
+            source, key = self.diagram_source_and_key(match)
+            if not drawing_path(key).is_file():
                 self.mermaid.draw_soon(key, source)
+
+    def diagram_source_and_key(self, match: re.Match) -> tuple[str, str]:
+        """A ```mermaid block's source (MERMAID_BLOCK's match) and the key of its drawing."""
+        source = html.unescape(match.group(1))
+        return source, self.mermaid.key(source)
 
     def page(self, output: str, page) -> str:
         seen: dict[str, int] = {}
 
         def diagram(match: re.Match) -> str:
-            source = html.unescape(match.group(1))
-            key = self.mermaid.key(source)
+            source, key = self.diagram_source_and_key(match)
             drawing = self.cached_or_drawn("diagram", key, lambda: self.mermaid.draw(key, source), page)
             if drawing is None:
                 return match.group(0)
