@@ -112,7 +112,7 @@ workshop.log(
 # %%
 threads = workshop.use_allocated_threads()  # no data loader here: every thread computes
 device = workshop.pick_device()
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 rng = np.random.default_rng(args.seed)
 
 # %% [markdown]

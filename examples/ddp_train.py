@@ -88,7 +88,7 @@ def main() -> None:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)  # one GPU per process: GPU number local rank of this node
         torch.cuda.set_device(device)
-    workshop.seed_everything(args.seed)  # the same in every process: the same dropout, the same shuffles
+    torch.manual_seed(args.seed)  # the same in every process: the same dropout, the same shuffles
     workshop.log(
         f"rank {rank} of {world_size} (started by {launcher}) on {os.uname().nodename}: "
         f"{threads} thread(s), device {device}, batch {per_process_batch} of {args.batch_size}"

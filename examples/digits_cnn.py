@@ -76,7 +76,7 @@ from torch.utils.data import DataLoader
 loader_workers = 0  # the digits are in memory
 threads = workshop.use_allocated_threads(loader_workers=loader_workers)
 device = workshop.pick_device()
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 # The same seed gives the same numbers on a GPU too (cuDNN otherwise picks its fastest,
 # not always repeatable, way to compute a convolution).
 torch.backends.cudnn.deterministic = True

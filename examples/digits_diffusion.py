@@ -133,7 +133,7 @@ threads = workshop.use_allocated_threads()
 threadpool_limits(limits=threads)
 device = workshop.pick_device()
 mixed_precision = device.type == "cuda"
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 torch.backends.cudnn.deterministic = True  # the same seed gives the same numbers on a GPU too
 torch.backends.cudnn.benchmark = False
 workshop.log(f"mixed precision: {'on (float16 on the GPU)' if mixed_precision else 'off (float32 on the CPU)'}")

@@ -249,7 +249,7 @@ threads = workshop.use_allocated_threads(loader_workers=loader_workers)
 device = workshop.pick_device()
 on_gpu = device.type == "cuda"
 layout = torch.channels_last if on_gpu else torch.contiguous_format  # how images and weights lie in memory
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 torch.backends.cudnn.deterministic = True  # the same seed gives the same numbers on a GPU too
 torch.backends.cudnn.benchmark = False
 workshop.log(f"mixed precision and channels-last: {'on' if on_gpu else 'off (CPU)'}")

@@ -40,7 +40,7 @@ def main() -> None:
     )
     args = workshop.parse_args(parser, quick_defaults={"size": 256, "repeats": 3})
     started = time.perf_counter()
-    workshop.seed_everything(args.seed)
+    torch.manual_seed(args.seed)
     threads = workshop.use_allocated_threads()
     device = workshop.pick_device()
     workshop.log(f"torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}")

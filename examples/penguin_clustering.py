@@ -34,7 +34,6 @@ parser.add_argument("--copies", type=workshop.at_least(1), default=1, help="copi
 parser.add_argument("--chunk-mb", type=workshop.positive_float, default=512, help="most MB of kernel weights at a time (default: 512)")
 args = workshop.parse_args(parser, quick_defaults={"iterations": 50})
 started = time.perf_counter()
-workshop.seed_everything(args.seed)
 workshop.log(
     f"options: --clusters {args.clusters} --bandwidth {args.bandwidth or 'Silverman'} --iterations {args.iterations} "
     f"--copies {args.copies} --chunk-mb {args.chunk_mb:g} --seed {args.seed} --out {args.out}"

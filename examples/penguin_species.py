@@ -30,7 +30,6 @@ parser.add_argument("--folds", type=workshop.at_least(2), default=5, help="cross
 parser.add_argument("--trees", type=workshop.at_least(1), default=300, help="trees in the random forest (default: 300; 30 with --quick)")
 args = workshop.parse_args(parser, quick_defaults={"folds": 3, "trees": 30})
 started = time.perf_counter()
-workshop.seed_everything(args.seed)
 workshop.log(f"options: --folds {args.folds} --trees {args.trees} --seed {args.seed} --out {args.out}")
 
 # %% [markdown]

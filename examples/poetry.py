@@ -324,7 +324,7 @@ device = workshop.pick_device()
 size = args.size if args.size != "auto" else ("large" if device.type == "cuda" else "small")
 settings = {**SIZES[size], **({"steps": args.steps} if args.steps else {})}
 workshop.log(f"model size: {size}: " + ", ".join(f"{name} {value}" for name, value in settings.items()))
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 
 # %% [markdown]
 # ## The model: a decoder-only Transformer

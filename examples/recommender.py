@@ -272,7 +272,7 @@ print(predictions.head().to_string())
 import torch
 from torch import nn
 
-workshop.seed_everything(args.seed)
+torch.manual_seed(args.seed)
 threads = workshop.use_allocated_threads()
 device = workshop.pick_device()
 

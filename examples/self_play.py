@@ -76,7 +76,6 @@ args = workshop.parse_args(
     },
 )  # fmt: skip
 started = time.perf_counter()
-workshop.seed_everything(args.seed)
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
 
 # %% [markdown]

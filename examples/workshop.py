@@ -161,17 +161,6 @@ def pick_device():
 # --8<-- [end:device]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (if it is loaded) torch: the same seed gives the same run."""
-    import random
-
-    random.seed(seed)
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed(seed)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
-
-
 # --8<-- [start:progress]
 def log(message: str) -> None:
     """Print one line now: flushed, so it is in the Slurm log while the job runs."""
