@@ -42,13 +42,9 @@ def main() -> None:
         "Train the digits CNN with a checkpoint every epoch and on SIGUSR1 or SIGTERM; resume from it.",
         default_out="results/checkpoint_requeue",
     )
-    parser.add_argument(
-        "--epochs", type=workshop.at_least(1), default=30, help="epochs in all, over every start of the job (default: 30; 2 with --quick)"
-    )
-    parser.add_argument(
-        "--batch-size", type=workshop.at_least(1), default=32, help="images per training step (default: 32; 128 with --quick)"
-    )
-    parser.add_argument("--lr", type=workshop.positive_float, default=1e-3, help="Adam's learning rate (default: 0.001)")
+    parser.add_argument("--epochs", type=workshop.at_least(1), default=30, help="epochs in all, over every start of the job")
+    parser.add_argument("--batch-size", type=workshop.at_least(1), default=32, help="images per training step")
+    parser.add_argument("--lr", type=workshop.positive_float, default=1e-3, help="Adam's learning rate")
     args = workshop.parse_args(parser, quick_defaults={"epochs": 2, "batch_size": 128})
     started = time.perf_counter()
 

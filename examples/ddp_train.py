@@ -36,19 +36,15 @@ import workshop
 
 def main() -> None:
     parser = workshop.make_parser("Train the digits CNN with data-parallel processes.", default_out="results/ddp_train")
-    parser.add_argument(
-        "--epochs", type=workshop.at_least(1), default=20, help="passes over the training images (default: 20; 3 with --quick)"
-    )
+    parser.add_argument("--epochs", type=workshop.at_least(1), default=20, help="passes over the training images")
     parser.add_argument(
         "--batch-size",
         type=workshop.at_least(1),
         default=64,
         help="the GLOBAL batch: images per optimizer step over all processes together; "
-        "each process takes batch-size / processes (default: 64)",
+        "each process takes batch-size / processes",
     )
-    parser.add_argument(
-        "--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's starting step size (default: 0.003)"
-    )
+    parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's starting step size")
     args = workshop.parse_args(parser, quick_defaults={"epochs": 3})
     started = time.perf_counter()
 

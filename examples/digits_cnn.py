@@ -19,13 +19,9 @@ parser = workshop.make_parser(
     "Train a small CNN to classify scikit-learn's handwritten digits.",
     default_out="results/digits_cnn",
 )
-parser.add_argument(
-    "--epochs", type=workshop.at_least(1), default=40, help="passes over the training images (default: 40; 2 with --quick)"
-)
-parser.add_argument("--batch-size", type=workshop.at_least(1), default=64, help="images per training step (default: 64)")
-parser.add_argument(
-    "--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's starting step size (default: 0.003)"
-)
+parser.add_argument("--epochs", type=workshop.at_least(1), default=40, help="passes over the training images")
+parser.add_argument("--batch-size", type=workshop.at_least(1), default=64, help="images per training step")
+parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's starting step size")
 args = workshop.parse_args(parser, quick_defaults={"epochs": 2})
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))

@@ -26,18 +26,8 @@ def main() -> None:
         "Find the GPU (or fall back to the CPU), time a matrix product on it and check the answer.",
         default_out="results/hello_gpu",
     )
-    parser.add_argument(
-        "--size",
-        type=workshop.at_least(1),
-        default=4096,
-        help="rows and columns of the two square matrices (default: 4096; 256 with --quick)",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=workshop.at_least(1),
-        default=10,
-        help="how many products are timed; the median is reported (default: 10; 3 with --quick)",
-    )
+    parser.add_argument("--size", type=workshop.at_least(1), default=4096, help="rows and columns of the two square matrices")
+    parser.add_argument("--repeats", type=workshop.at_least(1), default=10, help="how many products are timed; the median is reported")
     args = workshop.parse_args(parser, quick_defaults={"size": 256, "repeats": 3})
     started = time.perf_counter()
     torch.manual_seed(args.seed)

@@ -27,11 +27,11 @@ parser = workshop.make_parser(
     "and compare the clusters with the species.",
     default_out="results/penguin_clustering",
 )
-parser.add_argument("--clusters", type=workshop.at_least(1), default=3, help="k, the clusters k-means looks for (default: 3)")
+parser.add_argument("--clusters", type=workshop.at_least(1), default=3, help="k, the clusters k-means looks for")
 parser.add_argument("--bandwidth", type=workshop.positive_float, help="mean-shift's kernel width, in standard deviations (default: Silverman's rule)")
-parser.add_argument("--iterations", type=workshop.at_least(1), default=500, help="most mean-shift steps (default: 500; 50 with --quick)")
-parser.add_argument("--copies", type=workshop.at_least(1), default=1, help="copies of the penguins, each with a little noise (default: 1)")
-parser.add_argument("--chunk-mb", type=workshop.positive_float, default=512, help="most MB of kernel weights at a time (default: 512)")
+parser.add_argument("--iterations", type=workshop.at_least(1), default=500, help="most mean-shift steps")
+parser.add_argument("--copies", type=workshop.at_least(1), default=1, help="copies of the penguins, each with a little noise")
+parser.add_argument("--chunk-mb", type=workshop.positive_float, default=512, help="most MB of kernel weights at a time")
 args = workshop.parse_args(parser, quick_defaults={"iterations": 50})
 started = time.perf_counter()
 workshop.log(

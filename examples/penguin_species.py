@@ -26,8 +26,8 @@ parser = workshop.make_parser(
     "chosen by cross-validation, scored on held-out penguins.",
     default_out="results/penguin_species",
 )
-parser.add_argument("--folds", type=workshop.at_least(2), default=5, help="cross-validation folds (default: 5; 3 with --quick)")
-parser.add_argument("--trees", type=workshop.at_least(1), default=300, help="trees in the random forest (default: 300; 30 with --quick)")
+parser.add_argument("--folds", type=workshop.at_least(2), default=5, help="cross-validation folds")
+parser.add_argument("--trees", type=workshop.at_least(1), default=300, help="trees in the random forest")
 args = workshop.parse_args(parser, quick_defaults={"folds": 3, "trees": 30})
 started = time.perf_counter()
 workshop.log(f"options: --folds {args.folds} --trees {args.trees} --seed {args.seed} --out {args.out}")

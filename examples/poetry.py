@@ -48,39 +48,27 @@ parser.add_argument(
     "--data",
     type=Path,
     default=FORTUNES,
-    help=f"a UTF-8 text file of poems, separated by lines holding only %%, or else by blank lines (default: {FORTUNES})",
+    help="a UTF-8 text file of poems, separated by lines holding only %%, or else by blank lines",
 )
 parser.add_argument(
     "--size",
     choices=["auto", *SIZES],
     default="auto",
-    help="the model: tiny, small (CPUs) or large (a GPU); auto: large on a GPU, else small (default: auto; tiny with --quick)",
+    help="the model: tiny, small (CPUs) or large (a GPU); auto: large on a GPU, else small",
 )
-parser.add_argument(
-    "--steps", type=workshop.at_least(1), help="training steps (default: the size's: tiny 60, small 4000, large 5000)"
-)
-parser.add_argument(
-    "--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size (default: 0.003)"
-)
-parser.add_argument(
-    "--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use (default: 6)"
-)
+parser.add_argument("--steps", type=workshop.at_least(1), help="training steps (default: the size's: tiny 60, small 4000, large 5000)")
+parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size")
+parser.add_argument("--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use")
 parser.add_argument(
     "--temperatures",
     type=workshop.positive_float,
     nargs=3,
     default=[0.5, 0.8, 1.1],
-    help="the three sampling temperatures: low is safe and repetitive, high is daring (default: 0.5 0.8 1.1)",
+    help="the three sampling temperatures: low is safe and repetitive, high is daring",
 )
-parser.add_argument(
-    "--top-k", type=workshop.at_least(1), default=20, help="sample only among the k likeliest characters (default: 20)"
-)
-parser.add_argument(
-    "--samples", type=workshop.at_least(1), default=5, help="samples per temperature (default: 5; 2 with --quick)"
-)
-parser.add_argument(
-    "--sample-length", type=workshop.at_least(20), default=400, help="characters per sample (default: 400; 100 with --quick)"
-)
+parser.add_argument("--top-k", type=workshop.at_least(1), default=20, help="sample only among the k likeliest characters")
+parser.add_argument("--samples", type=workshop.at_least(1), default=5, help="samples per temperature")
+parser.add_argument("--sample-length", type=workshop.at_least(20), default=400, help="characters per sample")
 args = workshop.parse_args(parser, quick_defaults={"size": "tiny", "samples": 2, "sample_length": 100})
 started = time.perf_counter()
 workshop.log("options: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))

@@ -34,40 +34,34 @@ parser = workshop.make_parser(
     "judged against an exact solver, OpenSpiel's MCTS player and random play.",
     default_out="results/self_play",
 )
-parser.add_argument(
-    "--game",
-    default="connect_four(rows=4,columns=5)",
-    help="an OpenSpiel game string (default: connect_four(rows=4,columns=5); connect_four(rows=3,columns=4,x_in_row=3) with --quick)",
-)
-parser.add_argument("--width", type=workshop.at_least(1), default=256, help="units in each hidden layer of the network (default: 256)")
-parser.add_argument("--layers", type=workshop.at_least(1), default=3, help="hidden layers of the network (default: 3)")
-parser.add_argument(
-    "--simulations", type=workshop.at_least(1), default=96, help="tree-search simulations per move (default: 96; 12 with --quick)"
-)
-parser.add_argument("--games", type=workshop.at_least(1), default=256, help="self-play games per iteration (default: 256; 16 with --quick)")
-parser.add_argument("--iterations", type=workshop.at_least(1), default=32, help="rounds of self-play then training (default: 32; 3 with --quick)")
-parser.add_argument("--train-steps", type=workshop.at_least(1), default=1000, help="training steps per iteration (default: 1000; 50 with --quick)")
-parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="positions per training step (default: 128)")
-parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-3, help="Adam's step size (default: 0.002)")
-parser.add_argument(
-    "--positions", type=workshop.at_least(1), default=1000, help="fixed positions the solver judges the moves on (default: 1000; 150 with --quick)"
-)
-parser.add_argument("--checkpoints", type=workshop.at_least(1), default=4, help="points during training where matches rate the agent (default: 4; 1 with --quick)")
+parser.add_argument("--game", default="connect_four(rows=4,columns=5)", help="an OpenSpiel game string")
+parser.add_argument("--width", type=workshop.at_least(1), default=256, help="units in each hidden layer of the network")
+parser.add_argument("--layers", type=workshop.at_least(1), default=3, help="hidden layers of the network")
+parser.add_argument("--simulations", type=workshop.at_least(1), default=96, help="tree-search simulations per move")
+parser.add_argument("--games", type=workshop.at_least(1), default=256, help="self-play games per iteration")
+parser.add_argument("--iterations", type=workshop.at_least(1), default=32, help="rounds of self-play then training")
+parser.add_argument("--train-steps", type=workshop.at_least(1), default=1000, help="training steps per iteration")
+parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help="positions per training step")
+parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-3, help="Adam's step size")
+parser.add_argument("--positions", type=workshop.at_least(1), default=1000, help="fixed positions the solver judges the moves on")
+parser.add_argument("--checkpoints", type=workshop.at_least(1), default=4, help="points during training where matches rate the agent")
 parser.add_argument(
     "--bot-simulations",
-    type=lambda text: [workshop.at_least(1)(part) for part in text.split(",")],
+    type=workshop.at_least(1),
+    nargs="+",
+    metavar="SIMULATIONS",
     default=[10, 50, 200],
-    help="budgets of OpenSpiel's MCTS player with random rollouts, comma-separated (default: 10,50,200; 5,20 with --quick)",
+    help="budgets (simulations per move) of OpenSpiel's MCTS player with random rollouts",
 )
-parser.add_argument("--match-games", type=workshop.at_least(2), default=10, help="games per pairing in the rating matches, half as first player (default: 10; 2 with --quick)")
+parser.add_argument("--match-games", type=workshop.at_least(2), default=10, help="games per pairing in the rating matches, half as first player")
 parser.add_argument(
     "--minimax",
     action=argparse.BooleanOptionalAction,
     default=True,
     help="also solve every position by plain minimax, the solver's second method, and from it the best chances of winning "
-    "against random play (about 4 minutes for 4 x 5) (default: on; off with --quick)",
+    "against random play (about 4 minutes for 4 x 5)",
 )
-parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end (default: 200; 10 with --quick)")
+parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end")
 args = workshop.parse_args(
     parser,
     quick_defaults={

@@ -35,7 +35,7 @@ def main() -> None:
         "--params",
         type=Path,
         default=Path("examples/sweep_params.csv"),
-        help="the settings file the array read: every row must have a result (default: examples/sweep_params.csv)",
+        help="the settings file the array read: every row must have a result",
     )
     args = workshop.parse_args(parser)
     started = time.perf_counter()

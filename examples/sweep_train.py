@@ -29,12 +29,7 @@ BATCH_SIZE = 32  # the same in every task: the learning rate is the only differe
 
 def main() -> None:
     parser = workshop.make_parser("Train the digits CNN with one row of a settings file.", default_out="results/sweep_train")
-    parser.add_argument(
-        "--params",
-        type=Path,
-        default=Path("examples/sweep_params.csv"),
-        help="CSV file with a header line and one setting per row (default: examples/sweep_params.csv)",
-    )
+    parser.add_argument("--params", type=Path, default=Path("examples/sweep_params.csv"), help="CSV file with a header line and one setting per row")
     parser.add_argument(
         "--task",
         type=workshop.at_least(1),
@@ -42,9 +37,7 @@ def main() -> None:
         help="the row of --params to train, 1 = the first under the header "
         "(default: $SLURM_ARRAY_TASK_ID in a job array, else 1)",
     )
-    parser.add_argument(
-        "--epochs", type=workshop.at_least(1), default=20, help="passes over the training images (default: 20; 2 with --quick)"
-    )
+    parser.add_argument("--epochs", type=workshop.at_least(1), default=20, help="passes over the training images")
     args = workshop.parse_args(parser, quick_defaults={"epochs": 2})
     started = time.perf_counter()
 

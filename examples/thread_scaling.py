@@ -31,13 +31,9 @@ import digits
 import workshop
 
 parser = workshop.make_parser("Training throughput at 1, 2, 4, ... threads, then oversubscribed.", default_out="results/thread_scaling")
-parser.add_argument(
-    "--batch-size", type=workshop.at_least(1), default=256, help="images per step, at most 1257 (default: 256; 32 with --quick)"
-)
-parser.add_argument("--steps", type=workshop.at_least(1), default=20, help="steps timed per measurement (default: 20; 1 with --quick)")
-parser.add_argument(
-    "--repeats", type=workshop.at_least(1), default=5, help="rounds, each measuring every thread count (default: 5; 3 with --quick)"
-)
+parser.add_argument("--batch-size", type=workshop.at_least(1), default=256, help="images per step, at most 1257")
+parser.add_argument("--steps", type=workshop.at_least(1), default=20, help="steps timed per measurement")
+parser.add_argument("--repeats", type=workshop.at_least(1), default=5, help="rounds, each measuring every thread count")
 args = workshop.parse_args(parser, quick_defaults={"batch_size": 32, "steps": 1, "repeats": 3})
 started = time.perf_counter()
 load_average_at_start = os.getloadavg()[0]  # before this run adds to it

@@ -38,27 +38,28 @@ def make_parser(description: str, default_out: str) -> ArgumentParser:
     """A parser that already knows the three options every example takes."""
     # allow_abbrev=False: a misspelt option such as --epoch is an error, not a silent --epochs.
     parser = ArgumentParser(description=description, allow_abbrev=False)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"a short run for tests and CI; also switched on by {QUICK_ENVIRONMENT_VARIABLE}=1 (default: off)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same results (default: 0)")
-    parser.add_argument(
-        "--out", type=Path, default=Path(default_out), help=f"folder for metrics.json and the figures (default: {default_out})"
-    )
+    parser.add_argument("--quick", action="store_true", help=f"a short run for tests and CI; also switched on by {QUICK_ENVIRONMENT_VARIABLE}=1")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same results")
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="folder for metrics.json and the figures")
     return parser
 
 
 def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> argparse.Namespace:
     """Read the command line; with --quick, `quick_defaults` replace those options' defaults, and
-    an option given on the command line still wins (`--quick --epochs 7` trains 7 epochs). In
-    Jupyter (an example's notebook form) the kernel's arguments are not ours: defaults."""
+    an option given on the command line still wins (`--quick --epochs 7` trains 7 epochs). --help
+    gives every default, and the quick one, from the code itself. In Jupyter (an example's
+    notebook form) the kernel's arguments are not ours: defaults."""
+    quick_defaults = quick_defaults or {}
+    for option in parser._actions:  # each option's help ends with its defaults, read from the code
+        if option.option_strings and option.default not in (None, argparse.SUPPRESS):
+            quick = f"; {readable(quick_defaults[option.dest])} with --quick" if option.dest in quick_defaults else ""
+            help_text = (option.help or "").removesuffix(" (default: %(default)s)")  # BooleanOptionalAction's own, as True
+            option.help = f"{help_text} (default: {readable(option.default)}{quick})".lstrip()
     argv = [] if in_notebook() else sys.argv[1:]
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         args.quick = True
-    if args.quick and quick_defaults:
+    if args.quick:
         parser.set_defaults(**quick_defaults)
         args = parser.parse_args(argv)
         args.quick = True
@@ -69,6 +70,13 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
     except OSError as error:
         parser.error(f"cannot write to --out {args.out}: {error.strerror or error}; choose a folder you can write to")
     return args
+
+
+def readable(value) -> str:
+    """A default as --help shows it: on or off, `5 10 25 50`, a number or a path."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).replace("%", "%%")
 
 
 def in_notebook() -> bool:

@@ -276,7 +276,7 @@ EXAMPLES = [
             "unknown_game": (("--game", "chekers"), "--game"),
             "board_too_small_to_win_on": (("--game", "connect_four(rows=3,columns=3)"), "--game"),
             "zero_simulations": (("--simulations", "0"), "--simulations"),
-            "bot_budget_not_a_number": (("--bot-simulations", "10,many"), "--bot-simulations"),
+            "bot_budget_not_a_number": (("--bot-simulations", "10", "many"), "--bot-simulations"),
         },
         varying=("simulations_per_core_second", "chess_core_hours", "solve_seconds"),
     ),

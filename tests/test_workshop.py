@@ -65,6 +65,25 @@ def test_an_explicit_option_beats_the_quick_default(argv, quick_from_environment
     assert workshop.parse_args(parser, quick_defaults={"epochs": 4}).epochs == epochs
 
 
+
+def test_help_gives_each_option_its_default_and_quick_value_once_as_the_code_sets_them(monkeypatch, capsys):
+    import argparse
+
+    parser = workshop.make_parser("test", default_out="results/example")  # --help ends the run before --out is made
+    parser.add_argument("--epochs", type=workshop.at_least(1), default=40, help="passes over the data")
+    parser.add_argument("--labels", type=int, nargs="+", default=[5, 10], help="labels per class")
+    parser.add_argument("--solve", action=argparse.BooleanOptionalAction, default=True, help="also solve exactly")
+    parser.add_argument("--data", help="a folder of your own (default: none, the built-in set)")
+    monkeypatch.setattr("sys.argv", ["example.py", "--help"])
+    with pytest.raises(SystemExit):
+        workshop.parse_args(parser, quick_defaults={"epochs": 4, "solve": False})
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal's width
+    for expected in ("passes over the data (default: 40; 4 with --quick)", "labels per class (default: 5 10)",
+                     "also solve exactly (default: on; off with --quick)", "(default: none, the built-in set)",
+                     "(default: results/example)", "random seed: same seed, same results (default: 0)"):  # fmt: skip
+        assert expected in shown, f"--help does not say {expected!r}:\n{shown}"
+    assert shown.count("(default:") == 7, f"an option's help gives no default, or two:\n{shown}"
+
 def test_the_fix_the_preflight_names_is_the_setup_pages_puma_command_with_the_tested_pin():
     # The setup page's Puma command cannot run here (this machine reaches only PyPI, where
     # torch==2.13.0 is the CPU build); this pins its shape: PyTorch's CUDA 12.6 index (the last
