@@ -1,15 +1,10 @@
 """The run's plumbing, shared by every example (nothing here is machine learning): the options
 every example takes and one-line errors; the CPUs and the device the job was given; a progress
-line for the Slurm log; results written so that a crash never leaves half a file.
-
-Pages show the named parts they explain (`--8<-- "examples/workshop.py:threads"`). Nothing here
-imports torch at the top, so scikit-learn examples do not pay for it.
-"""
-
-from __future__ import annotations
+line for the Slurm log; results written so that a crash never leaves half a file. Pages show the
+parts they explain (`--8<-- "examples/workshop.py:threads"`). torch is imported only where it is
+used, so scikit-learn examples do not pay for it."""
 
 import argparse
-import contextlib
 import datetime
 import gc
 import io
@@ -17,13 +12,14 @@ import json
 import os
 import platform
 import shlex
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 QUICK_ENVIRONMENT_VARIABLE = "WORKSHOP_QUICK"
+# In a Jupyter kernel (an example's notebook form) the command line is the kernel's own.
+IN_NOTEBOOK = Path(sys.argv[0]).name == "ipykernel_launcher.py"
 
 
 # --8<-- [start:options]
@@ -55,7 +51,7 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
             quick = f"; {readable(quick_defaults[option.dest])} with --quick" if option.dest in quick_defaults else ""
             help_text = (option.help or "").removesuffix(" (default: %(default)s)")  # BooleanOptionalAction's own, as True
             option.help = f"{help_text} (default: {readable(option.default)}{quick})".lstrip()
-    argv = [] if in_notebook() else sys.argv[1:]
+    argv = [] if IN_NOTEBOOK else sys.argv[1:]
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         args.quick = True
@@ -65,8 +61,7 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
         args.quick = True
     try:  # fail now, not after an hour of training
         args.out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=args.out):
-            pass
+        tempfile.TemporaryFile(dir=args.out).close()
     except OSError as error:
         parser.error(f"cannot write to --out {args.out}: {error.strerror or error}; choose a folder you can write to")
     return args
@@ -79,37 +74,26 @@ def readable(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).replace("%", "%%")
 
 
-def in_notebook() -> bool:
-    """In a Jupyter kernel (an example's notebook form), whose command line is the kernel's own."""
-    return Path(sys.argv[0]).name == "ipykernel_launcher.py"
-
-
 def refuse(message: str) -> None:
     """Stop on bad input: one line on stderr saying what is wrong and what to do, exit status 2."""
     print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
-def at_least(minimum: float, kind=int):
-    """An argparse type: a number (`kind`) of at least `minimum`, e.g. `type=at_least(1)`."""
-
+def at_least(minimum: float, kind=int, above: bool = False):
+    """An argparse type: a number (`kind`) of at least `minimum`, or above it: `type=at_least(1)`."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be {minimum} or more")
+        if not (value > minimum if above else value >= minimum):  # `not`: NaN is refused too
+            raise argparse.ArgumentTypeError(f"{text} must be {'greater than' if above else 'at least'} {minimum:g}")
         return value
-
     return parse
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number greater than 0 (a learning rate, a width)."""
-    if not (value := at_least(float("-inf"), float)(text)) > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
+positive_float = at_least(0, float, above=True)  # a learning rate, a width
 # --8<-- [end:options]
 
 
@@ -127,7 +111,6 @@ def cpus_from_allocation() -> int:
 def use_allocated_threads(loader_workers: int = 0) -> int:
     """Give torch the allocation's CPUs, less one per data-loader worker, and say so."""
     import torch
-
     cpus = cpus_from_allocation()
     threads = max(1, cpus - loader_workers)
     torch.set_num_threads(threads)
@@ -146,7 +129,6 @@ def pick_device():
     kernels for (a V100S under a build for newer GPUs) stops the run here, in one line, instead of
     at the first operation on it."""
     import torch
-
     if not torch.cuda.is_available():
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
         why = f"CUDA_VISIBLE_DEVICES={gpus} but torch sees no CUDA device" if gpus else "no GPU found"
@@ -156,14 +138,10 @@ def pick_device():
     major, minor = torch.cuda.get_device_capability(0)
     built_for = torch.cuda.get_arch_list()
     # sm_XY runs on exactly that GPU; compute_XY (PTX) is compiled for any GPU of XY or newer.
-    runs = f"sm_{major}{minor}" in built_for or any(
-        arch.startswith("compute_") and int(arch.split("_")[1]) <= major * 10 + minor for arch in built_for
-    )
-    if not runs:
-        refuse(
-            f"the GPU {name} (sm_{major}{minor}) has no kernels in this PyTorch {torch.__version__} "
-            f"(built for {' '.join(built_for)}); on Puma install the CUDA 12.6 build: {PUMA_TORCH_FIX}"
-        )
+    on_ptx = any(arch.startswith("compute_") and int(arch.split("_")[1]) <= major * 10 + minor for arch in built_for)
+    if f"sm_{major}{minor}" not in built_for and not on_ptx:
+        refuse(f"the GPU {name} (sm_{major}{minor}) has no kernels in this PyTorch {torch.__version__} "
+               f"(built for {' '.join(built_for)}); on Puma install the CUDA 12.6 build: {PUMA_TORCH_FIX}")
     log(f"device: cuda ({name}, sm_{major}{minor})")
     return torch.device("cuda")
 # --8<-- [end:device]
@@ -206,8 +184,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        umask = os.umask(0o22)
-        os.umask(umask)
+        os.umask(umask := os.umask(0o22))  # the only way to read the umask is to set it, and set it back
         os.fchmod(handle, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -222,10 +199,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def save_figure(figure, path: Path) -> None:
     """Save a matplotlib figure (PNG, 150 dpi) atomically, show it in a notebook, and close it."""
     import matplotlib.pyplot as plt
-
-    if in_notebook():  # the notebook form of an example: show the figure in the cell
+    if IN_NOTEBOOK:  # the notebook form of an example: show the figure in the cell
         import IPython.display
-
         IPython.display.display(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
@@ -236,19 +211,16 @@ def save_figure(figure, path: Path) -> None:
 
 def write_metrics(out: Path, metrics: dict, started: float, device="cpu", threads: int | None = None, **run) -> None:
     """Write OUT/metrics.json: the example's numbers, and where, how and how long it ran."""
-    device = str(device)
-    gpu = sys.modules["torch"].cuda.get_device_name(0) if device.startswith("cuda") else None
-    versions = {"python": platform.python_version()}
-    versions |= {name: sys.modules[name].__version__ for name in ("torch", "sklearn", "numpy") if name in sys.modules}
+    versions = {"python": platform.python_version()} | {name: sys.modules[name].__version__ for name in ("torch", "sklearn", "numpy") if name in sys.modules}
     script = Path(sys.argv[0])
     command = ["python3", f"examples/{script.name}" if script.suffix == ".py" else script.name, *sys.argv[1:]]
     run = {
-        "command": "(notebook)" if in_notebook() else shlex.join(command),
-        "host": socket.gethostname(),
+        "command": "(notebook)" if IN_NOTEBOOK else shlex.join(command),
+        "host": platform.node(),
         "cpu": cpu_model(),
         "threads": threads if threads is not None else cpus_from_allocation(),
-        "device": device,
-        "gpu": gpu,
+        "device": str(device),
+        "gpu": sys.modules["torch"].cuda.get_device_name(0) if str(device).startswith("cuda") else None,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "load_average_at_end": round(os.getloadavg()[0], 2),
         "versions": versions,
@@ -262,18 +234,15 @@ def write_metrics(out: Path, metrics: dict, started: float, device="cpu", thread
 
 
 def cpu_model() -> str:
-    """The CPU's model name, e.g. 'AMD EPYC 7642 48-Core Processor'."""
-    with contextlib.suppress(OSError, StopIteration):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    return platform.machine()
+    """The CPU's model name, e.g. 'AMD EPYC 7642 48-Core Processor' (Linux), else the machine type."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
 
 
 def report_result(**values) -> None:
     """The last line of every run, `result: key=value ...`: what a Slurm log ends with."""
     log("result: " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in values.items()))
-    if not in_notebook():  # the script is about to end; a notebook's kernel goes on
-        # Python's exit would search the libraries' millions of objects for garbage once more
-        # (about 2 s after torch and scikit-learn); frozen objects are skipped.
+    if not IN_NOTEBOOK:  # the script is about to end; a notebook's kernel goes on
+        # exit would search the libraries' millions of objects for garbage (2 s after torch); frozen ones are skipped
         gc.freeze()
 # --8<-- [end:results]

@@ -227,6 +227,7 @@ EXAMPLES = [
         explicit=(("--epochs", "1"), "epochs", 1),
         bad_inputs={
             "zero_epochs": (("--epochs", "0"), "--epochs"),
+            "learning_rate_not_a_number": (("--learning-rate", "nan"), "--learning-rate"),
             "unknown_option": (("--gpus", "2"), "unrecognized arguments"),
             "the_option_moved_to_fine_tuning": (("--data", "{tmp}"), "unrecognized arguments"),
         },
