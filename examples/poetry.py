@@ -56,7 +56,8 @@ parser.add_argument(
     default="auto",
     help="the model: tiny, small (CPUs) or large (a GPU); auto: large on a GPU, else small",
 )
-parser.add_argument("--steps", type=workshop.at_least(1), help="training steps (default: the size's: tiny 60, small 4000, large 5000)")
+parser.add_argument("--steps", type=workshop.at_least(1),
+                    help="training steps (default: the size's: " + ", ".join(f"{name} {size['steps']}" for name, size in SIZES.items()) + ")")  # fmt: skip
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size")
 parser.add_argument("--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use")
 parser.add_argument(
