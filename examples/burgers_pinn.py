@@ -44,24 +44,12 @@ parser.add_argument("--layers", type=workshop.at_least(1), default=8, help="hidd
 parser.add_argument("--width", type=workshop.at_least(1), default=20, help="units in each hidden layer")
 parser.add_argument("--points", type=workshop.at_least(1), default=10_000, help="collocation points, where the equation must hold")
 parser.add_argument("--adam-steps", type=workshop.at_least(0), default=300, help="Adam warm-up steps")
-parser.add_argument(
-    "--lbfgs-steps",
-    type=workshop.at_least(0),
-    default=8_000,
-    help="L-BFGS steps after the warm-up, at most: a stalled L-BFGS ends the run earlier",
-)
-parser.add_argument(
-    "--constraint",
-    choices=["hard", "soft"],
-    default="hard",
-    help="hard: build u(0, x) and u(t, +-1) into the network; soft: fit them as a loss term, as the paper does",
-)
-parser.add_argument(
-    "--data-points",
-    type=workshop.at_least(1),
-    default=100,
-    help="initial and boundary points the soft constraint fits, at most 456; the paper uses 100",
-)
+parser.add_argument("--lbfgs-steps", type=workshop.at_least(0), default=8_000,
+                    help="L-BFGS steps after the warm-up, at most: a stalled L-BFGS ends the run earlier")
+parser.add_argument("--constraint", choices=["hard", "soft"], default="hard",
+                    help="hard: build u(0, x) and u(t, +-1) into the network; soft: fit them as a loss term, as the paper does")
+parser.add_argument("--data-points", type=workshop.at_least(1), default=100,
+                    help="initial and boundary points the soft constraint fits, at most 456; the paper uses 100")
 parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="precision of the network and the points; float64 is slower")
 parser.add_argument("--log-every", type=workshop.at_least(1), default=50, help="steps between progress lines")
 args = workshop.parse_args(

@@ -25,13 +25,9 @@ parser = workshop.make_parser(
     default_out="results/confident_wrong_biased",
 )
 parser.add_argument("--epochs", type=workshop.at_least(1), default=300, help="training epochs of each of the three networks")
-parser.add_argument(
-    "--train-images",
-    type=workshop.at_least(10),
-    default=100,
-    help="training digits, each class equally often as far as possible: 10 (one a class) up to the 1257 of "
-    "digits.py's training part",
-)
+parser.add_argument("--train-images", type=workshop.at_least(10), default=100,
+                    help="training digits, each class equally often as far as possible: 10 (one a class) up to the 1257 of "
+                    "digits.py's training part")
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=32, help="images per training step")
 args = workshop.parse_args(parser, quick_defaults={"epochs": 100, "train_images": 80})
 started = time.perf_counter()

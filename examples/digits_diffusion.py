@@ -31,20 +31,11 @@ parser.add_argument("--batch-size", type=workshop.at_least(1), default=128, help
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="Adam's largest step size")
 parser.add_argument("--noise-steps", type=workshop.at_least(2), default=100, help="steps from a digit to pure noise, and back when drawing")
 parser.add_argument("--width", type=workshop.at_least(4), default=16, help="channels of the denoising network's first layer")
-parser.add_argument(
-    "--guidance",
-    type=workshop.at_least(0.0, float),
-    default=0.0,
-    help="classifier-free guidance strength w: 0 draws from the class model alone, larger values stick closer to the class",
-)
+parser.add_argument("--guidance", type=workshop.at_least(0.0, float), default=0.0,
+                    help="classifier-free guidance strength w: 0 draws from the class model alone, larger values stick closer to the class")
 parser.add_argument("--samples", type=workshop.at_least(10), default=1000, help="images each method generates, per question")
-parser.add_argument(
-    "--image-size",
-    type=int,
-    choices=(8, 16, 32),
-    default=8,
-    help="pixels per side the diffusion model works at; the digits are upsampled to it; 8 is their own size",
-)
+parser.add_argument("--image-size", type=int, choices=(8, 16, 32), default=8,
+                    help="pixels per side the diffusion model works at; the digits are upsampled to it; 8 is their own size")
 parser.add_argument("--judge-epochs", type=workshop.at_least(1), default=15, help="training epochs of the judging classifier")
 parser.add_argument("--gmm-components", type=workshop.at_least(1), default=4, help="Gaussians in the mixture of each digit")
 args = workshop.parse_args(

@@ -28,46 +28,24 @@ parser = workshop.make_parser(
     "or from torchvision's ImageNet weights, on a folder of your own images.",
     default_out="results/fine_tuning",
 )
-parser.add_argument(
-    "--labels",
-    type=workshop.at_least(1),
-    nargs="+",
-    default=[5, 10, 25, 50],
-    help="labelled digits of each class 5-9 to fine-tune on, one run per count",
-)
+parser.add_argument("--labels", type=workshop.at_least(1), nargs="+", default=[5, 10, 25, 50],
+                    help="labelled digits of each class 5-9 to fine-tune on, one run per count")
 parser.add_argument("--draws", type=workshop.at_least(1), default=3, help="labelled sets drawn at random for each count")
-parser.add_argument(
-    "--pretrain-epochs",
-    type=workshop.at_least(1),
-    default=100,
-    help="epochs of pretraining on the digits 0-4, each drawn anew in every epoch",
-)
-parser.add_argument(
-    "--plain",
-    action="store_true",
-    help="draw the digits plain, grey on white and upright as scikit-learn gives them, instead of in the wild",
-)
+parser.add_argument("--pretrain-epochs", type=workshop.at_least(1), default=100,
+                    help="epochs of pretraining on the digits 0-4, each drawn anew in every epoch")
+parser.add_argument("--plain", action="store_true",
+                    help="draw the digits plain, grey on white and upright as scikit-learn gives them, instead of in the wild")
 parser.add_argument("--steps", type=workshop.at_least(1), default=100, help="training steps of each run on the digits 5-9")
-parser.add_argument(
-    "--width",
-    type=workshop.at_least(1),
-    help="channels of the first stage; torchvision's ResNet-18 has 64, which its checkpoint needs "
-    "(default: 64 with --data; for the digits 32, 8 with --quick)",
-)
+parser.add_argument("--width", type=workshop.at_least(1),
+                    help="channels of the first stage; torchvision's ResNet-18 has 64, which its checkpoint needs "
+                    "(default: 64 with --data; for the digits 32, 8 with --quick)")
 parser.add_argument("--batch-size", type=workshop.at_least(1), default=64, help="images per training step")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=1e-3, help="Adam's step size for the head and from scratch")
-parser.add_argument(
-    "--backbone-factor",
-    type=workshop.positive_float,
-    default=0.1,
-    help="full fine-tuning: the backbone's step size is the learning rate times this",
-)
-parser.add_argument(
-    "--data",
-    type=Path,
-    help="a folder with one subfolder of images per class, e.g. the fungi photos that slurm/fine_tuning_gpu.sbatch "
-    "stages (default: none, the digits experiment)",
-)
+parser.add_argument("--backbone-factor", type=workshop.positive_float, default=0.1,
+                    help="full fine-tuning: the backbone's step size is the learning rate times this")
+parser.add_argument("--data", type=Path,
+                    help="a folder with one subfolder of images per class, e.g. the fungi photos that slurm/fine_tuning_gpu.sbatch "
+                    "stages (default: none, the digits experiment)")
 parser.add_argument("--weights", type=Path, help=f"with --data: torchvision's ResNet-18 ImageNet checkpoint (default: {DEFAULT_WEIGHTS})")
 parser.add_argument("--image-size", type=workshop.at_least(32), default=224, help="with --data: pixels square the network sees; ImageNet's are 224")
 parser.add_argument("--epochs", type=workshop.at_least(1), default=5, help="with --data: epochs of each of the three ways")

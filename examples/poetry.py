@@ -44,29 +44,16 @@ parser = workshop.make_parser(
     "character on held-out poems, write verse at three temperatures and check it for copying.",
     default_out="results/poetry",
 )
-parser.add_argument(
-    "--data",
-    type=Path,
-    default=FORTUNES,
-    help="a UTF-8 text file of poems, separated by lines holding only %%, or else by blank lines",
-)
-parser.add_argument(
-    "--size",
-    choices=["auto", *SIZES],
-    default="auto",
-    help="the model: tiny, small (CPUs) or large (a GPU); auto: large on a GPU, else small",
-)
+parser.add_argument("--data", type=Path, default=FORTUNES,
+                    help="a UTF-8 text file of poems, separated by lines holding only %%, or else by blank lines")
+parser.add_argument("--size", choices=["auto", *SIZES], default="auto",
+                    help="the model: tiny, small (CPUs) or large (a GPU); auto: large on a GPU, else small")
 parser.add_argument("--steps", type=workshop.at_least(1),
-                    help="training steps (default: the size's: " + ", ".join(f"{name} {size['steps']}" for name, size in SIZES.items()) + ")")  # fmt: skip
+                    help="training steps (default: the size's: " + ", ".join(f"{name} {size['steps']}" for name, size in SIZES.items()) + ")")
 parser.add_argument("--learning-rate", type=workshop.positive_float, default=3e-3, help="AdamW's largest step size")
 parser.add_argument("--max-order", type=workshop.at_least(1), default=6, help="the longest n-gram the baseline may use")
-parser.add_argument(
-    "--temperatures",
-    type=workshop.positive_float,
-    nargs=3,
-    default=[0.5, 0.8, 1.1],
-    help="the three sampling temperatures: low is safe and repetitive, high is daring",
-)
+parser.add_argument("--temperatures", type=workshop.positive_float, nargs=3, default=[0.5, 0.8, 1.1],
+                    help="the three sampling temperatures: low is safe and repetitive, high is daring")
 parser.add_argument("--top-k", type=workshop.at_least(1), default=20, help="sample only among the k likeliest characters")
 parser.add_argument("--samples", type=workshop.at_least(1), default=5, help="samples per temperature")
 parser.add_argument("--sample-length", type=workshop.at_least(20), default=400, help="characters per sample")

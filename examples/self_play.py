@@ -46,11 +46,11 @@ parser.add_argument("--learning-rate", type=workshop.positive_float, default=2e-
 parser.add_argument("--positions", type=workshop.at_least(1), default=1000, help="fixed positions the solver judges the moves on")
 parser.add_argument("--checkpoints", type=workshop.at_least(1), default=4, help="points during training where matches rate the agent")
 parser.add_argument("--bot-simulations", type=workshop.at_least(1), nargs="+", metavar="N", default=[10, 50, 200],
-                    help="budgets (simulations per move) of OpenSpiel's MCTS players, which use random rollouts")  # fmt: skip
+                    help="budgets (simulations per move) of OpenSpiel's MCTS players, which use random rollouts")
 parser.add_argument("--match-games", type=workshop.at_least(2), default=10, help="games per pairing in the rating matches, half as first player")
 parser.add_argument("--minimax", action=argparse.BooleanOptionalAction, default=True,
                     help="also solve every position by plain minimax, the solver's second method, and from it the best chances "
-                    "of winning against random play (about 4 minutes for 4 x 5)")  # fmt: skip
+                    "of winning against random play (about 4 minutes for 4 x 5)")
 parser.add_argument("--random-games", type=workshop.at_least(2), default=200, help="games against random play at the end")
 args = workshop.parse_args(parser, quick_defaults={
     "game": "connect_four(rows=3,columns=4,x_in_row=3)", "simulations": 12, "games": 16, "iterations": 3, "train_steps": 50,
