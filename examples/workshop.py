@@ -55,7 +55,7 @@ def parse_args(parser: ArgumentParser, quick_defaults: dict | None = None) -> ar
     args = parser.parse_args(argv)
     if os.environ.get(QUICK_ENVIRONMENT_VARIABLE, "") not in ("", "0"):
         args.quick = True
-    if args.quick:
+    if args.quick and quick_defaults:  # only then is there anything to parse again
         parser.set_defaults(**quick_defaults)
         args = parser.parse_args(argv)
         args.quick = True
